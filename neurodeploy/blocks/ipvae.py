@@ -1,0 +1,39 @@
+"""The iterative Poisson VAE coder block (schema; expansion lands with the iP-VAE issue)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..params import param
+from . import BlockDef, register_block
+
+
+@register_block
+class IPVAEBlock(BlockDef):
+    r"""Iterative Poisson VAE inference as a spiking network (Vafaii et al.).
+
+    Latent membrane potentials are log firing rates; each iteration draws Poisson spike counts
+    :math:`z \sim \mathrm{Pois}(e^{u})` and updates
+    :math:`u \leftarrow u + \eta\,(\Phi^\top (x - \Phi z)/\sigma^2 - e^{b})`, with :math:`u` and
+    :math:`\delta u` capped. The ``expand`` pass turns the block into a clamped input, ``latent``
+    latent neurons with feedforward drive :math:`\Phi^\top x/\sigma^2` and lateral weights
+    :math:`-\eta\Phi^\top\Phi/\sigma^2`, and a readout :math:`\hat x = \Phi z`.
+
+    Outputs that other parts of a spec may reference: ``<name>.latents`` (size ``latent``) and
+    ``<name>.readout`` (the size of ``input``).
+    """
+
+    kind = "ipvae"
+    outputs = {"latents": "latent", "readout": "input"}
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        input: str = param("ref", doc="the stimulus or population whose values are encoded")
+        latent: int = param("int", doc="number of latent neurons K", min=1, max=1_000_000)
+        decoder: object = param("data", doc="dictionary Phi, shape (input size, latent): a file (.npy/.npz) or an initializer")
+        iterations: int = param("int", default=16, doc="inference iterations", min=1, max=100_000)
+        beta: float = param(default=1.0, doc="KL weight (used in training)", min=0)
+        step_size: float = param(default=1.0, doc="inference step size eta", min=0, min_exclusive=True)
+        sigma: float = param(default=1.0, doc="observation noise scale", min=0, min_exclusive=True)
+        u_max: float = param(default=8.0, doc="upper cap on the log rate u")
+        du_max: float = param(default=1.0, doc="cap on |du| per iteration", min=0, min_exclusive=True)

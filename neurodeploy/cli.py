@@ -1,0 +1,328 @@
+"""The ``neurodeploy`` command line: a thin shell over the Python API.
+
+Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 backend/runtime failure or a feature that
+has not landed yet. Bad input never produces a Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import textwrap
+from pathlib import Path
+
+from . import __version__
+from .errors import (
+    EXIT_BACKEND,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    Diagnostic,
+    NeurodeployError,
+    NotImplementedYet,
+    SpecError,
+)
+
+EPILOG = """\
+examples:
+  neurodeploy check models/*.yaml            validate specs (exit 1 if any is invalid)
+  neurodeploy check models/ei_network.yaml --json
+  neurodeploy check models/single_lif.yaml --ir out/single_lif.ir.json
+  neurodeploy info                           versions and which backends work here
+  neurodeploy compile models/cuba_chain.yaml --target loihi2-sim -o out/chain
+  neurodeploy run models/single_lif.yaml --target brian2 -o out/lif
+
+exit codes: 0 ok, 1 invalid input, 2 usage error, 3 backend failure / not implemented yet
+docs: docs/spec.md (the YAML format), README.md (set-up, status)
+"""
+
+
+def _color(stream) -> bool:
+    return stream.isatty() and os.environ.get("NO_COLOR") is None and os.environ.get("TERM") != "dumb"
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+def _render(diags: list[Diagnostic]) -> None:
+    color = _color(sys.stderr)
+    for d in diags:
+        sys.stderr.write(d.render(color) + "\n")
+
+
+def _load_or_report(spec: str, as_json: bool):
+    """Load a spec for a command; on failure raise SpecError (rendered by main)."""
+    from .spec import load
+
+    return load(spec)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+def cmd_check(args) -> int:
+    from .io import atomic_write_text
+    from .ir import to_json
+    from .spec import check
+
+    files = []
+    for s in args.specs:
+        p = Path(s)
+        files.extend(sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml")) if p.is_dir() else [p])
+    if not files:
+        raise NeurodeployError("no spec files found")
+    if args.ir and len(files) != 1:
+        sys.stderr.write("neurodeploy check: --ir takes exactly one spec\n")
+        return EXIT_USAGE
+    records, worst = [], EXIT_OK
+    for f in files:
+        net, diags = check(f, str(f))
+        errors = [d for d in diags if d.severity == "error"]
+        ok = net is not None and not errors
+        summary = None
+        if ok:
+            summary = {
+                "name": net.name,
+                "populations": len(net.populations),
+                "neurons": sum(p.size for p in net.populations),
+                "stimuli": len(net.stimuli),
+                "projections": len(net.projections),
+                "probes": len(net.probes),
+                "blocks": len(net.blocks),
+                "dt_s": net.simulation.dt,
+                "steps": net.simulation.steps,
+            }
+            if args.ir:
+                atomic_write_text(args.ir, to_json(net))
+        else:
+            worst = EXIT_INVALID
+        records.append({"file": str(f), "ok": ok, "diagnostics": [d.to_json() for d in diags],
+                        "summary": summary})
+        if not args.json:
+            _render(diags)
+            if ok:
+                s = summary
+                warn = len(diags)
+                print(f"ok  {f}: {s['populations']} populations ({s['neurons']} neurons), "
+                      f"{s['stimuli']} stimuli, {s['projections']} projections, {s['probes']} probes"
+                      + (f", {s['blocks']} blocks" if s["blocks"] else "")
+                      + f"; {s['steps']} steps of {s['dt_s'] * 1e3:g} ms"
+                      + (f" ({warn} warning{'s' * (warn != 1)})" if warn else ""))
+            else:
+                n = len(errors) or len(diags)
+                print(f"FAIL {f}: {n} error{'s' * (n != 1)}", file=sys.stderr)
+    if args.json:
+        _print_json(records)
+    elif args.ir and worst == EXIT_OK:
+        print(f"wrote {args.ir}")
+    return worst
+
+
+def cmd_info(args) -> int:
+    from .backends import backend_statuses
+    from .blocks import BLOCKS
+    from .neurons import NEURONS
+    from .plasticity import RULES
+    from .targets import available_targets
+
+    statuses = backend_statuses()
+    targets = available_targets()
+    info = {
+        "neurodeploy": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "backends": [
+            {"name": b.name, "available": b.available, "detail": b.detail,
+             "implemented": b.implemented,
+             "status": "ready" if b.implemented else f"not implemented yet ({b.issue})"}
+            for b in statuses
+        ],
+        "targets": {k: str(v) for k, v in targets.items()},
+        "neuron_models": sorted(NEURONS),
+        "plasticity_rules": sorted(RULES),
+        "blocks": sorted(BLOCKS),
+    }
+    if args.json:
+        _print_json(info)
+        return EXIT_OK
+    print(f"neurodeploy {__version__} on Python {info['python']} ({info['platform']})")
+    print("\nbackends (package found here / implementation in neurodeploy):")
+    for b in info["backends"]:
+        mark = "yes" if b["available"] else "no "
+        print(f"  {b['name']:<8} {mark}  {b['detail']}")
+        if not b["implemented"]:
+            print(f"  {'':<8}      {b['status']}")
+    print("\ntargets:       " + ", ".join(sorted(targets)))
+    print("neuron models: " + ", ".join(info["neuron_models"]))
+    print("plasticity:    " + ", ".join(info["plasticity_rules"]))
+    print("blocks:        " + ", ".join(info["blocks"]))
+    return EXIT_OK
+
+
+def _spec_and_target(args):
+    from .targets import load_target
+
+    net = _load_or_report(args.spec, getattr(args, "json", False))
+    target = load_target(args.target)
+    return net, target
+
+
+def cmd_compile(args) -> int:
+    from .backends import require_backend
+
+    net, target = _spec_and_target(args)
+    require_backend(target.backend, f"compiling '{net.name}' for target '{target.name}'")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from .backends import require_backend
+
+    net, target = _spec_and_target(args)
+    require_backend(target.backend, f"running '{net.name}' on target '{target.name}'")
+    return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    from .targets import load_target
+
+    net, target = _spec_and_target(args)
+    load_target(args.reference)
+    raise NotImplementedYet("neurodeploy validate is not implemented yet (it lands with the validation issue)")
+
+
+def cmd_deploy(args) -> int:
+    from .backends import require_backend
+
+    net, target = _spec_and_target(args)
+    require_backend(target.backend, f"deploying '{net.name}' to target '{target.name}'")
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    if not Path(args.file).exists():
+        raise SpecError([Diagnostic("ND100", "file not found", _span(args.file))])
+    raise NotImplementedYet("neurodeploy import (NIR, ONNX) is not implemented yet (it lands with the interop issue)")
+
+
+def cmd_export(args) -> int:
+    _load_or_report(args.spec, False)
+    raise NotImplementedYet("neurodeploy export (NIR, ONNX) is not implemented yet (it lands with the interop issue)")
+
+
+def cmd_train(args) -> int:
+    _load_or_report(args.spec, False)
+    raise NotImplementedYet("neurodeploy train is not implemented yet (it lands with the iP-VAE and plasticity issues)")
+
+
+def _span(f):
+    from .errors import Span
+
+    return Span(str(f))
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="neurodeploy",
+        description=textwrap.dedent("""\
+            Describe a spiking model once in YAML (with physical units); compile it for a target,
+            validate it against the Brian2 reference, and deploy it to Intel Lava (CPU simulation,
+            bit-accurate Loihi 2 fixed point, Loihi 2 hardware) or a PyTorch GPU fallback."""),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"neurodeploy {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name, func, help, example, description=None):
+        sp = sub.add_parser(name, help=help, description=description or help,
+                            epilog="example:\n  " + example,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("check", cmd_check, "validate model specs (every error with file:line:col and a hint)",
+             "neurodeploy check models/*.yaml --json",
+             "Validate one or more spec files (or directories of them). Every problem is reported "
+             "with file:line:col, the key path, a stable error code and a hint. Exit 1 if any "
+             "spec is invalid.")
+    sp.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or directories")
+    sp.add_argument("--json", action="store_true", help="print machine-readable records")
+    sp.add_argument("--ir", metavar="FILE", help="also write the verified IR as JSON (one spec only)")
+
+    sp = add("info", cmd_info, "versions, and which backends and targets are available here",
+             "neurodeploy info --json")
+    sp.add_argument("--json", action="store_true", help="print machine-readable output")
+
+    for name, func, help, ex in (
+        ("compile", cmd_compile, "lower a spec for a target: the artifact and its reports (JSON) under DIR",
+         "neurodeploy compile models/cuba_chain.yaml --target loihi2-sim -o out/chain"),
+        ("run", cmd_run, "simulate a spec on a target: the Result and DIR/summary.json",
+         "neurodeploy run models/single_lif.yaml --target brian2 -o out/lif"),
+        ("deploy", cmd_deploy, "deploy a compiled spec to a target",
+         "neurodeploy deploy models/cuba_chain.yaml --target loihi2 -o out/hw"),
+    ):
+        sp = add(name, func, help, ex)
+        sp.add_argument("spec", metavar="SPEC")
+        sp.add_argument("--target", "-t", required=True, help="target name (see `neurodeploy info`) or a target YAML file")
+        sp.add_argument("-o", "--out", metavar="DIR", required=True, help="output directory")
+        sp.add_argument("--json", action="store_true", help="print machine-readable output")
+
+    sp = add("validate", cmd_validate, "run a target and the reference on the same inputs and compare them",
+             "neurodeploy validate models/single_lif.yaml --target loihi2-sim --reference brian2 -o out/val")
+    sp.add_argument("spec", metavar="SPEC")
+    sp.add_argument("--target", "-t", required=True, help="target to validate")
+    sp.add_argument("--reference", default="brian2", help="reference target (default: brian2)")
+    sp.add_argument("--tolerance-file", metavar="FILE", help="YAML file overriding the default tolerances")
+    sp.add_argument("-o", "--out", metavar="DIR", required=True, help="output directory (report.json + readable report)")
+    sp.add_argument("--json", action="store_true", help="print machine-readable output")
+
+    sp = add("import", cmd_import, "convert a NIR or ONNX file into a spec", "neurodeploy import net.nir -o net.yaml")
+    sp.add_argument("file", metavar="FILE")
+    sp.add_argument("-o", "--out", metavar="SPEC", required=True)
+
+    sp = add("export", cmd_export, "write a spec as NIR or ONNX", "neurodeploy export models/cuba_chain.yaml -o chain.nir")
+    sp.add_argument("spec", metavar="SPEC")
+    sp.add_argument("-o", "--out", metavar="FILE", required=True)
+
+    sp = add("train", cmd_train, "train a spec's learnable parts on the GPU fallback", "neurodeploy train models/ipvae_digits.yaml")
+    sp.add_argument("spec", metavar="SPEC")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except SpecError as e:
+        if getattr(args, "json", False):
+            _print_json({"ok": False, "diagnostics": [d.to_json() for d in e.diagnostics]})
+        else:
+            _render(e.diagnostics)
+        return EXIT_INVALID
+    except NeurodeployError as e:
+        if getattr(args, "json", False):
+            _print_json({"ok": False, "error": type(e).__name__, "message": str(e)})
+        sys.stderr.write(f"neurodeploy {args.command}: {e}\n")
+        return e.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as e:  # a bug in neurodeploy: say so, without a wall of traceback
+        if os.environ.get("NEURODEPLOY_DEBUG"):
+            raise
+        sys.stderr.write(f"neurodeploy {args.command}: internal error: {type(e).__name__}: {e}\n"
+                         "this is a bug in neurodeploy; rerun with NEURODEPLOY_DEBUG=1 for the traceback "
+                         "and please report it\n")
+        return EXIT_BACKEND
+
+
+if __name__ == "__main__":
+    sys.exit(main())

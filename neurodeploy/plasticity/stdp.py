@@ -1,0 +1,51 @@
+"""Pair-based STDP in trace form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..params import param
+from . import PlasticityRuleDef, register_rule
+
+
+@register_rule
+class PairSTDP(PlasticityRuleDef):
+    r"""Pair-based spike-timing-dependent plasticity (all-to-all pairing, trace form).
+
+    Traces jump by 1 at each spike and decay exponentially:
+
+    .. math::
+
+        \frac{dx_{pre}}{dt} = -\frac{x_{pre}}{\tau_{pre}} \qquad
+        \frac{dx_{post}}{dt} = -\frac{x_{post}}{\tau_{post}}
+
+    On a presynaptic spike :math:`w \leftarrow w - A_- x_{post}`; on a postsynaptic spike
+    :math:`w \leftarrow w + A_+ x_{pre}` (additive), then :math:`w` is clipped to
+    :math:`[w_{min}, w_{max}]`. With ``multiplicative: true`` the updates are scaled by
+    :math:`(w_{max} - w)` and :math:`(w - w_{min})` respectively.
+
+    For an isolated pair with :math:`\Delta t = t_{post} - t_{pre}` the change is
+    :math:`A_+ e^{-\Delta t/\tau_{pre}}` for :math:`\Delta t > 0` and
+    :math:`-A_- e^{\Delta t/\tau_{post}}` for :math:`\Delta t < 0` (see :func:`window`).
+    """
+
+    name = "stdp"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        tau_pre: float = param(default=20e-3, unit="second", doc="presynaptic trace time constant", min=0, min_exclusive=True)
+        tau_post: float = param(default=20e-3, unit="second", doc="postsynaptic trace time constant", min=0, min_exclusive=True)
+        a_plus: float = param(unit="weight", doc="potentiation amplitude (weight unit)", min=0)
+        a_minus: float = param(unit="weight", doc="depression amplitude (weight unit)", min=0)
+        w_min: float = param(default=0.0, unit="weight", doc="lower weight bound")
+        w_max: float = param(unit="weight", doc="upper weight bound")
+        multiplicative: bool = param("bool", default=False, doc="soft bounds (weight-dependent updates)")
+
+    @staticmethod
+    def window(p, delta_t):
+        """Analytic weight change for one isolated pre/post pair at ``delta_t = t_post - t_pre``."""
+        delta_t = np.asarray(delta_t, dtype=float)
+        return np.where(delta_t > 0, p.a_plus * np.exp(-delta_t / p.tau_pre),
+                        np.where(delta_t < 0, -p.a_minus * np.exp(delta_t / p.tau_post), 0.0))

@@ -1,0 +1,5 @@
+"""Spec v1: YAML with physical units -> IR, with located diagnostics."""
+
+from .loader import SPEC_VERSIONS, check, load
+
+__all__ = ["SPEC_VERSIONS", "check", "load"]
