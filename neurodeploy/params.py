@@ -61,8 +61,17 @@ def param_table(cls) -> str:
     rows = ["| parameter | unit | default | meaning |", "|---|---|---|---|"]
     for name, (info, default) in param_infos(cls).items():
         unit = info.unit if info.kind == "quantity" else info.kind
+        if unit == "1":
+            unit = "dimensionless"
         if info.kind == "choice":
             unit = " / ".join(info.choices)
-        d = "required" if default is REQUIRED else repr(default)
+        if default is REQUIRED:
+            d = "required"
+        elif info.kind == "quantity" and info.unit not in ("1", "weight"):
+            from .units import format_si
+
+            d = format_si(default, info.unit)
+        else:
+            d = repr(default)
         rows.append(f"| `{name}` | {unit} | {d} | {info.doc} |")
     return "\n".join(rows)

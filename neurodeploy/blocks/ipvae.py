@@ -30,10 +30,10 @@ class IPVAEBlock(BlockDef):
     class Params:
         input: str = param("ref", doc="the stimulus or population whose values are encoded")
         latent: int = param("int", doc="number of latent neurons K", min=1, max=1_000_000)
-        decoder: object = param("data", doc="dictionary Phi, shape (input size, latent): a file (.npy/.npz) or an initializer")
+        decoder: object = param("data", doc="dictionary Phi, shape (input size, latent): array data (file, dataset or inline)")
         iterations: int = param("int", default=16, doc="inference iterations", min=1, max=100_000)
         beta: float = param(default=1.0, doc="KL weight (used in training)", min=0)
         step_size: float = param(default=1.0, doc="inference step size eta", min=0, min_exclusive=True)
         sigma: float = param(default=1.0, doc="observation noise scale", min=0, min_exclusive=True)
         u_max: float = param(default=8.0, doc="upper cap on the log rate u")
-        du_max: float = param(default=1.0, doc="cap on |du| per iteration", min=0, min_exclusive=True)
+        du_max: float = param(default=1.0, doc="cap on the magnitude of du per iteration", min=0, min_exclusive=True)
