@@ -106,9 +106,9 @@ def cmd_check(args) -> int:
             if ok:
                 s = summary
                 warn = len(diags)
-                print(f"ok  {f}: {s['populations']} populations ({s['neurons']} neurons), "
-                      f"{s['stimuli']} stimuli, {s['projections']} projections, {s['probes']} probes"
-                      + (f", {s['blocks']} blocks" if s["blocks"] else "")
+                print(f"ok  {f}: {_n(s['populations'], 'population')} ({_n(s['neurons'], 'neuron')}), "
+                      f"{_n(s['stimuli'], 'stimulus', 'stimuli')}, {_n(s['projections'], 'projection')}, "
+                      f"{_n(s['probes'], 'probe')}" + (f", {_n(s['blocks'], 'block')}" if s["blocks"] else "")
                       + f"; {s['steps']} steps of {s['dt_s'] * 1e3:g} ms"
                       + (f" ({warn} warning{'s' * (warn != 1)})" if warn else ""))
             else:
@@ -119,6 +119,10 @@ def cmd_check(args) -> int:
     elif args.ir and worst == EXIT_OK:
         print(f"wrote {args.ir}")
     return worst
+
+
+def _n(k: int, one: str, many: str | None = None) -> str:
+    return f"{k} {one if k == 1 else (many or one + 's')}"
 
 
 def cmd_info(args) -> int:

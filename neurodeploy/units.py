@@ -62,8 +62,8 @@ class Dim:
 
 _EXAMPLES = {
     "second": "20 ms",
-    "volt": "-65 mV",
-    "amp": "1.5 nA",
+    "volt": "10 mV",
+    "amp": "1 nA",
     "ohm": "10 Mohm",
     "hertz": "10 Hz",
     "siemens": "10 nS",

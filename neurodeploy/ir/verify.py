@@ -128,7 +128,8 @@ def _check(net: Network) -> Iterator[Problem]:
             yield Problem("ND206", path + ("size",),
                           f"size {p.size} exceeds the limit of {MAX_POPULATION_SIZE} neurons per population",
                           "split the population, or check for a typo in the size")
-        total += max(p.size, 0)
+        if 1 <= p.size <= MAX_POPULATION_SIZE:
+            total += p.size
         model = NEURONS.get(p.model)
         if model is None:
             yield Problem("ND400", path + ("model",), f"unknown neuron model '{p.model}'",

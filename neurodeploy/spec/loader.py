@@ -111,7 +111,7 @@ class _Builder:
                        enumerate(r.seq(m.get("probes"), ("probes",))))
         blocks = tuple(self.block(n, ("blocks", i)) for i, n in
                        enumerate(r.seq(m.get("blocks"), ("blocks",))))
-        if not pops and not blocks and "populations" not in r.bad_paths:
+        if not pops and not blocks and not r.has_error_at(("populations",)):
             r.error("ND202", m, ("populations",), "the spec defines no populations and no blocks",
                     "add a 'populations:' list")
         return ir.Network(name=name, simulation=sim, populations=pops, stimuli=stims,
@@ -120,7 +120,8 @@ class _Builder:
 
     def simulation(self, node) -> ir.Simulation:
         r, path = self.r, ("simulation",)
-        m = r.mapping(node, path, ["dt", "duration", "steps", "seed"], required=["dt"], what="simulation")
+        m = r.mapping(node, path, ["dt", "duration", "steps", "seed"], required=["dt"], what="simulation",
+                      hints={"dt": "e.g. dt: 0.1 ms"})
         if m is None:
             return ir.Simulation(dt=1e-4, steps=1)
         dt = r.quantity(m.get("dt"), path + ("dt",), Dim("second"), lo=0, lo_exclusive=True,

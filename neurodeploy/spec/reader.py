@@ -58,17 +58,26 @@ class Reader:
             p = p[:-1]
 
     def has_error_at(self, path: tuple) -> bool:
+        """True if ``path``, something above it, or (within one list item) something below it
+        already has an error: problems that follow from a reported one are not repeated."""
         p = tuple(path)
-        return any(p[: len(b)] == b for b in self.bad_paths)
+        return any(p[: len(b)] == b or (len(p) >= 2 and b[: len(p)] == p) for b in self.bad_paths)
 
-    def _seen(self, node: YNode | None, path: tuple) -> None:
+    def _seen(self, node: YNode | None, path: tuple) -> bool:
+        """Record where ``path`` is; False when the node was already reported as invalid."""
         if node is not None:
             self.spans[path] = node.span
+        if isinstance(node, YScalar) and node.invalid:
+            self.bad_paths.add(path)
+            return False
+        return True
 
     # --- structure ---------------------------------------------------------------------------
     def mapping(self, node: YNode | None, path: tuple, allowed: Iterable[str],
-                required: Iterable[str] = (), what: str = "") -> YMap | None:
-        self._seen(node, path)
+                required: Iterable[str] = (), what: str = "",
+                hints: dict[str, str] | None = None) -> YMap | None:
+        if not self._seen(node, path):
+            return None
         if not isinstance(node, YMap):
             self.error("ND203", node, path, f"expected a mapping{' (' + what + ')' if what else ''}, got {type_name(node)}",
                        "write 'key: value' pairs, one per line")
@@ -82,12 +91,12 @@ class Reader:
                            did_you_mean(key, allowed) or ("allowed keys: " + ", ".join(allowed)))
         for key in required:
             if key not in node.entries:
-                self.error("ND202", node, path + (key,), f"missing required key '{key}'" + (f" in {what}" if what else ""))
+                self.error("ND202", node, path + (key,), f"missing required key '{key}'" + (f" in {what}" if what else ""),
+                           (hints or {}).get(key))
         return node
 
     def seq(self, node: YNode | None, path: tuple, what: str = "list") -> list[YNode]:
-        self._seen(node, path)
-        if node is None:
+        if not self._seen(node, path) or node is None:
             return []
         if not isinstance(node, YList):
             self.error("ND203", node, path, f"expected a {what}, got {type_name(node)}",
@@ -99,7 +108,8 @@ class Reader:
 
     # --- scalars -----------------------------------------------------------------------------
     def scalar(self, node, path, types: tuple, expected: str, default=None):
-        self._seen(node, path)
+        if not self._seen(node, path):
+            return default
         if not isinstance(node, YScalar) or not isinstance(node.value, types) or (
                 bool not in types and isinstance(node.value, bool)):
             got = type_name(node)
@@ -171,7 +181,8 @@ class Reader:
 
     def quantity(self, node, path, dim: Dim | None, lo=None, hi=None, default=0.0,
                  lo_exclusive=False) -> float:
-        self._seen(node, path)
+        if not self._seen(node, path):
+            return default
         if not isinstance(node, YScalar):
             self.error("ND203", node, path, f"expected a quantity, got {type_name(node)}",
                        f"write e.g. '{dim.example()}'" if dim else None)

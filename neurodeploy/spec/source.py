@@ -32,6 +32,7 @@ class YScalar:
     span: Span
     tag: str = ""
     quoted: bool = False
+    invalid: bool = False  # already reported (e.g. a refused tag): readers stay silent about it
 
 
 @dataclass
@@ -73,7 +74,7 @@ def type_name(node: YNode | None) -> str:
         return "mapping"
     if isinstance(node, YList):
         return "list"
-    return _TYPE_NAMES.get(node.tag, type(node.value).__name__)
+    return _TYPE_NAMES.get(node.tag, "a tagged value")
 
 
 @dataclass
@@ -146,19 +147,15 @@ def parse_yaml(src: SourceFile) -> tuple[YNode | None, list[Diagnostic]]:
                                    hint="start from an example in models/ or docs/spec.md")]
         node = loader.get_node()
         if loader.check_node():
+            end = node.end_mark.line if node is not None else 0
+            sep = next((i for i in range(end, len(src.lines)) if src.lines[i].startswith(("---", "..."))), None)
             extra = loader.get_node()
-            return None, [src.diag("ND105", _span(src, extra.start_mark),
+            where = Span(src.path, sep + 1, 1) if sep is not None else _span(src, extra.start_mark)
+            return None, [src.diag("ND105", where,
                                    "a spec file holds one YAML document; found a second one",
                                    hint="remove the '---' separator or split the file")]
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        msg = (e.problem or "syntax error").strip()
-        if e.context:
-            msg = f"{msg} ({e.context.strip()})"
-        hint = "check indentation and that ':' is followed by a space"
-        if "tab" in msg.lower():
-            hint = "YAML does not allow tabs for indentation; use spaces"
-        return None, [src.diag("ND103", _span(src, mark), msg, hint=hint)]
+        return None, [_syntax_diag(src, e)]
     except yaml.YAMLError as e:  # reader errors (control characters) etc.
         return None, [src.diag("ND103", Span(src.path, 1, 1), str(e).splitlines()[0])]
     finally:
@@ -170,6 +167,28 @@ def parse_yaml(src: SourceFile) -> tuple[YNode | None, list[Diagnostic]]:
     walker = _Walker(src, diags)
     root = walker.walk(node, 0, set())
     return root, diags
+
+
+def _syntax_diag(src: SourceFile, e: yaml.MarkedYAMLError) -> Diagnostic:
+    problem = (e.problem or "syntax error").strip()
+    context = (e.context or "").strip()
+    mark, ctx = e.problem_mark, e.context_mark
+    at_end = mark is None or mark.line >= len(src.lines) or "end of stream" in problem
+    hint = "check indentation and that ':' is followed by a space"
+    if "'\\t'" in problem or "\t" in problem:
+        hint = "YAML does not allow tabs for indentation; use spaces"
+    elif "quoted scalar" in context:
+        hint = "a quoted string is not closed: add the closing quote"
+    elif "flow sequence" in context or "flow mapping" in context:
+        hint = "a '[' or '{' is not closed, or items are missing commas"
+    if at_end and ctx is not None:
+        # e.g. an unclosed quote: the end of the file is where YAML noticed, not where it is
+        msg = f"{problem} ({context} that starts here)"
+        return src.diag("ND103", _span(src, ctx), msg, hint=hint)
+    msg = problem
+    if context:
+        msg += f" ({context}" + (f" that starts on line {ctx.line + 1}" if ctx is not None and ctx.line != mark.line else "") + ")"
+    return src.diag("ND103", _span(src, mark), msg, hint=hint)
 
 
 class _TooBig(Exception):
@@ -212,14 +231,15 @@ class _Walker:
                     "ND107", span, f"tag {node.tag!r} is not allowed" if node.tag.startswith("!")
                     or "python" in node.tag else (e.problem or "cannot read value"),
                     hint="specs are plain data: remove the '!' tag"))
-                value = None
+                return YScalar(None, span, node.tag, invalid=True)
             except (ValueError, OverflowError) as e:
                 self.diags.append(self.src.diag("ND203", span, f"cannot read value: {e}"))
-                value = None
+                return YScalar(None, span, node.tag, invalid=True)
             return YScalar(value, span, node.tag, quoted=node.style in ("'", '"'))
         if node.tag not in ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", "tag:yaml.org,2002:omap"):
             self.diags.append(self.src.diag("ND107", span, f"tag {node.tag!r} is not allowed",
                                             hint="specs are plain data: remove the '!' tag"))
+            return YScalar(None, span, node.tag, invalid=True)
         stack = stack | {id(node)}
         if isinstance(node, yaml.SequenceNode):
             return YList([self._walk(n, depth + 1, stack) for n in node.value], span)

@@ -29,3 +29,16 @@ def test_generated_reference_is_current():
     current = text.split(BEGIN, 1)[1].split(END, 1)[0]
     assert current.strip() == registry_markdown().strip(), (
         "docs/spec.md reference is stale: run `python -m neurodeploy.docgen`")
+
+
+def test_readme_typos_example_reports_what_the_readme_shows(capsys):
+    from neurodeploy import cli
+
+    rc = cli.main(["check", "examples/typos.yaml"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    readme = Path("README.md").read_text()
+    shown = [line for line in err.splitlines()[:8]]
+    for line in shown:
+        assert line in readme, f"README's typos output is stale: {line!r}"
+    assert [c for c in ("ND302", "ND400", "ND303", "ND501") if c in err] == ["ND302", "ND400", "ND303", "ND501"]
