@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 OUT     ?= out/demo
 
-.PHONY: all install demo test test-all check-models info clean
+.PHONY: all install demo test test-slow test-all check-models info clean
 
 all: demo
 
@@ -29,6 +29,10 @@ demo: $(STAMP)
 ## The test suite (what CI runs).
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+## Only the slow tests (Cython and C++ standalone compilation: ~2-3 min on a fresh machine).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
 
 ## Everything, slow tests included.
 test-all: $(STAMP)

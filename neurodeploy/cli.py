@@ -183,10 +183,41 @@ def cmd_compile(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .backends import require_backend
+    from .runner import run_to_dir
 
     net, target = _spec_and_target(args)
-    require_backend(target.backend, f"running '{net.name}' on target '{target.name}'")
+    options = {}
+    if target.backend == "brian2":
+        options = {"codegen": args.codegen, "device": args.device, "poisson": args.poisson,
+                   "progress": not args.json and not args.quiet}
+    if not args.json and not args.quiet:
+        extra = ""
+        if target.backend == "brian2" and args.device == "runtime":
+            from .backends.brian2 import choose_codegen
+
+            cg = choose_codegen(args.codegen)
+            extra = f"; Brian2 code generation: {cg}" + (
+                " (compiles C code the first time a model is seen, cached afterwards)" if cg == "cython" else "")
+        elif target.backend == "brian2":
+            extra = "; Brian2 cpp_standalone (compiling the whole run to C++ first)"
+        print(f"running {net.name} on {target.name}: {net.simulation.steps} steps of "
+              f"{net.simulation.dt * 1e3:g} ms ({net.simulation.duration * 1e3:g} ms simulated){extra}",
+              file=sys.stderr)
+    outs = run_to_dir(net, target, args.out, plot=args.plot, **options)
+    summary = outs.result.summary()
+    if args.json:
+        _print_json({"ok": True, "summary": summary, "files": {
+            "result": str(outs.result_path), "summary": str(outs.summary_path),
+            "plot": str(outs.plot_path) if outs.plot_path else None}})
+        return EXIT_OK
+    print(f"{net.name} on {target.name} ({summary['options'].get('codegen', summary['backend'])}): "
+          f"{summary['wall_time_s']:.2f} s wall for {summary['duration_s'] * 1e3:g} ms simulated")
+    width = max([len(k) for k in summary["populations"]] + [10])
+    print(f"  {'population':<{width}} {'size':>8} {'spikes':>9} {'rate (Hz)':>10} {'silent':>7}")
+    for name, p in summary["populations"].items():
+        print(f"  {name:<{width}} {p['size']:>8} {p['spikes']:>9} {p['mean_rate_hz']:>10.2f} "
+              f"{p['silent_fraction'] * 100:>6.1f}%")
+    print(f"wrote {outs.result_path}, {outs.summary_path}" + (f", {outs.plot_path}" if outs.plot_path else ""))
     return EXIT_OK
 
 
@@ -261,11 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
              "neurodeploy info --json")
     sp.add_argument("--json", action="store_true", help="print machine-readable output")
 
+    cmds = {}
     for name, func, help, ex in (
         ("compile", cmd_compile, "lower a spec for a target: the artifact and its reports (JSON) under DIR",
          "neurodeploy compile models/cuba_chain.yaml --target loihi2-sim -o out/chain"),
-        ("run", cmd_run, "simulate a spec on a target: the Result and DIR/summary.json",
-         "neurodeploy run models/single_lif.yaml --target brian2 -o out/lif"),
+        ("run", cmd_run, "simulate a spec on a target: DIR/result.npz and DIR/summary.json (+ --plot)",
+         "neurodeploy run models/ei_network.yaml --target brian2 -o out/ei --plot"),
         ("deploy", cmd_deploy, "deploy a compiled spec to a target",
          "neurodeploy deploy models/cuba_chain.yaml --target loihi2 -o out/hw"),
     ):
@@ -274,6 +306,19 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--target", "-t", required=True, help="target name (see `neurodeploy info`) or a target YAML file")
         sp.add_argument("-o", "--out", metavar="DIR", required=True, help="output directory")
         sp.add_argument("--json", action="store_true", help="print machine-readable output")
+        cmds[name] = sp
+    sp = cmds["run"]
+    sp.add_argument("--plot", action="store_true", help="also write DIR/raster.png (spike raster + recorded traces)")
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar or table")
+    b2 = sp.add_argument_group("brian2 target options")
+    b2.add_argument("--codegen", choices=["auto", "cython", "numpy"], default="auto",
+                    help="Brian2 code generation: cython (fast; compiles C on first use, cached), numpy "
+                         "(no compile step), auto = cython when a compiler is present (default)")
+    b2.add_argument("--device", choices=["runtime", "cpp_standalone"], default="runtime",
+                    help="cpp_standalone compiles the whole run to C++: best for long runs")
+    b2.add_argument("--poisson", choices=["shared", "native"], default="shared",
+                    help="shared: Poisson inputs drawn once by neurodeploy, identical on every backend "
+                         "(default); native: Brian2's PoissonGroup (seeded)")
 
     sp = add("validate", cmd_validate, "run a target and the reference on the same inputs and compare them",
              "neurodeploy validate models/single_lif.yaml --target loihi2-sim --reference brian2 -o out/val")
@@ -298,6 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    nd_log = logging.getLogger("neurodeploy")  # our messages only; Brian2 keeps its own logging
+    if not nd_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        nd_log.addHandler(handler)
+        nd_log.setLevel(logging.INFO)
+        nd_log.propagate = False
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -43,7 +43,7 @@ def brian2_status() -> BackendInfo:
     cython = importlib.util.find_spec("Cython") is not None
     cc = shutil.which("cc") or shutil.which("gcc")
     codegen = "cython" if (cython and cc) else "numpy (" + ("no Cython" if not cython else "no C compiler") + ")"
-    return BackendInfo("brian2", True, f"brian2 {v}; code generation: {codegen}",
+    return BackendInfo("brian2", True, f"brian2 {v}; code generation: {codegen}", implemented=True,
                        issue="Brian2 reference backend")
 
 

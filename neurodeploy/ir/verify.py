@@ -174,6 +174,15 @@ def _check(net: Network) -> Iterator[Problem]:
                 if not 0 <= idx < max(size, 0):
                     yield Problem("ND504", path + ("spikes", k), f"neuron index {idx} is out of range for size {size}")
                     break
+            seen_steps: set = set()
+            for k, (idx, t) in enumerate(zip(s.indices, s.times)):
+                key = (idx, int(t / sim.dt + 1e-3) if t >= 0 else -1)
+                if key in seen_steps:
+                    yield Problem("ND205", path + ("spikes", k),
+                                  f"neuron {idx} has two spikes in the same step of dt",
+                                  "a neuron spikes at most once per step; remove one or use a smaller dt")
+                    break
+                seen_steps.add(key)
             for k, t in enumerate(s.times):
                 if t < 0:
                     yield Problem("ND205", path + ("spikes", k), "spike times must not be negative")
@@ -190,6 +199,8 @@ def _check(net: Network) -> Iterator[Problem]:
                                   "connect it with a projection, or use encoding: current")
                 if s.frame_duration < sim.dt:
                     yield Problem("ND205", path + ("frame_duration",), "frame_duration is shorter than dt")
+                elif abs(s.frame_duration / sim.dt - round(s.frame_duration / sim.dt)) > 1e-6:
+                    yield Problem("ND205", path + ("frame_duration",), "frame_duration is not a whole number of steps of dt")
                 continue
             if s.target is None:
                 yield Problem("ND202", path, "a current stimulus needs a 'target' population")
@@ -226,6 +237,8 @@ def _check(net: Network) -> Iterator[Problem]:
                                   f"frames have {s.size} values but '{s.target}' has {tgt.size} neurons")
                 if s.frame_duration < sim.dt:
                     yield Problem("ND205", path + ("frame_duration",), "frame_duration is shorter than dt")
+                elif abs(s.frame_duration / sim.dt - round(s.frame_duration / sim.dt)) > 1e-6:
+                    yield Problem("ND205", path + ("frame_duration",), "frame_duration is not a whole number of steps of dt")
 
     # --- projections -----------------------------------------------------------------------
     for i, pr in enumerate(net.projections):
@@ -262,10 +275,12 @@ def _check(net: Network) -> Iterator[Problem]:
                 yield Problem("ND503", path + ("connectivity",),
                               f"one_to_one needs equal sizes; '{pr.source}' has {n_src}, '{pr.target}' has {n_tgt}",
                               "use dense or random connectivity, or resize one side")
-            if c.kind in ("dense", "random") and n_src * n_tgt > MAX_DENSE_SYNAPSES:
+            expected = n_src * n_tgt * ((c.p or 0.0) if c.kind == "random" else 1.0)
+            if c.kind in ("dense", "random") and expected > MAX_DENSE_SYNAPSES:
+                what = f"{n_src} x {n_tgt}" + (f" x p={c.p:g}" if c.kind == "random" else "")
                 yield Problem("ND206", path + ("connectivity",),
-                              f"{n_src} x {n_tgt} = {n_src * n_tgt} potential synapses exceed {MAX_DENSE_SYNAPSES}",
-                              "use sparse connectivity, or smaller populations")
+                              f"{what} = {expected:.3g} synapses exceed the limit of {MAX_DENSE_SYNAPSES:.0e}",
+                              "use a lower connection probability, sparse connectivity, or smaller populations")
             if c.kind == "sparse":
                 for k, (a, b) in enumerate(zip(c.i or (), c.j or ())):
                     if not (0 <= a < n_src and 0 <= b < n_tgt):
@@ -372,7 +387,7 @@ def _check(net: Network) -> Iterator[Problem]:
 
 
 def _weight_shape(c, n_src, n_tgt):
-    if c.kind == "dense":
+    if c.kind in ("dense", "random"):
         return (n_src, n_tgt)
     if c.kind == "one_to_one":
         return (n_src,)

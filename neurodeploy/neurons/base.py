@@ -55,6 +55,11 @@ class NeuronModel:
     refractory: ClassVar[str | None] = None
 
     @classmethod
+    def reset_code(cls, p) -> str | None:
+        """The reset statement for parameters ``p`` (models with reset variants override it)."""
+        return cls.reset
+
+    @classmethod
     def param_infos(cls):
         return param_infos(cls.Params)
 

@@ -61,15 +61,22 @@ class CubaLIF(NeuronModel):
         "I_ext : amp"
     )
     threshold = "v > v_th"
-    reset = "v = v_reset"  # the brian2 backend uses "v -= v_th - v_reset" for reset_mode: subtract
+    reset = "v = v_reset"
     refractory = "t_ref"
+
+    @classmethod
+    def reset_code(cls, p) -> str:
+        return "v -= v_th - v_reset" if p.reset_mode == "subtract" else "v = v_reset"
 
     @classmethod
     def reference_step(cls, p, state, inputs, dt, rng=None):
         v = state["v"].copy()
         i_syn = state["I"].copy()
         n = v.shape[0]
-        ref = state.get("_ref_steps", np.zeros(n, dtype=np.int64)).copy()
+        # steps left in the refractory period; counted down at the start of a step, so a
+        # neuron that spiked in step s integrates again from step s + round(t_ref/dt) (Brian2's
+        # rule: refractory while t - lastspike < t_ref)
+        ref = state.get("_ref_steps", np.zeros(n, dtype=np.int64)) - 1
         i_ext = np.asarray(inputs.get("I_ext", state.get("I_ext", 0.0)), dtype=float)
         a_s = np.exp(-dt / p.tau_syn)
         a_m = np.exp(-dt / p.tau_m)
@@ -87,5 +94,5 @@ class CubaLIF(NeuronModel):
             v = np.where(spikes, v - (p.v_th - p.v_reset), v)
         else:
             v = np.where(spikes, p.v_reset, v)
-        ref = np.where(spikes, int(round(p.t_ref / dt)), ref - 1)
+        ref = np.where(spikes, int(round(p.t_ref / dt)), np.maximum(ref, 0))
         return dict(state, v=v, I=i_syn, I_ext=np.broadcast_to(i_ext, (n,)).copy(), _ref_steps=ref), spikes

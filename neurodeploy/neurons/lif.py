@@ -28,9 +28,13 @@ class LIF(NeuronModel):
     1. non-refractory neurons: :math:`v \leftarrow v_\infty + (v - v_\infty)e^{-dt/\tau_m}`,
        with :math:`v_\infty = v_{rest} + R_m (I_{ext} + I_{bias})`;
     2. spike where non-refractory and :math:`v > v_{th}`;
-    3. :math:`v \leftarrow v + \sum w` for spikes arriving this step;
-    4. spiking neurons: :math:`v \leftarrow v_{reset}`, refractory for
-       :math:`\mathrm{round}(t_{ref}/dt)` steps.
+    3. :math:`v \leftarrow v + \sum w` for spikes arriving this step (discarded while the
+       neuron is refractory: the potential is clamped, as in Brian2);
+    4. spiking neurons: :math:`v \leftarrow v_{reset}`; a neuron that spiked in step :math:`s`
+       neither integrates nor spikes until step :math:`s + \mathrm{round}(t_{ref}/dt)`.
+
+    Spike times are reported as the start of the step whose update crossed the threshold
+    (:math:`t = s\,dt`), as Brian2 does.
     """
 
     name = "lif"
@@ -62,16 +66,21 @@ class LIF(NeuronModel):
     def reference_step(cls, p, state, inputs, dt, rng=None):
         v = state["v"].copy()
         n = v.shape[0]
-        ref = state.get("_ref_steps", np.zeros(n, dtype=np.int64)).copy()
+        # steps left in the refractory period; counted down at the start of a step, so a
+        # neuron that spiked in step s integrates again from step s + round(t_ref/dt) (Brian2's
+        # rule: refractory while t - lastspike < t_ref)
+        ref = state.get("_ref_steps", np.zeros(n, dtype=np.int64)) - 1
         i_ext = np.asarray(inputs.get("I_ext", state.get("I_ext", 0.0)), dtype=float)
         active = ref <= 0
         v_inf = p.v_rest + p.R_m * (i_ext + p.I_bias)
         decay = np.exp(-dt / p.tau_m)
         v = np.where(active, v_inf + (v - v_inf) * decay, v)
         spikes = active & (v > p.v_th)
-        v = v + np.asarray(inputs.get("syn", 0.0), dtype=float)
+        # the potential is clamped while refractory: input arriving then is discarded (Brian2's
+        # conditional write on `unless refractory` variables); spiking neurons are reset anyway
+        v = np.where(active, v + np.asarray(inputs.get("syn", 0.0), dtype=float), v)
         v = np.where(spikes, p.v_reset, v)
-        ref = np.where(spikes, int(round(p.t_ref / dt)), ref - 1)
+        ref = np.where(spikes, int(round(p.t_ref / dt)), np.maximum(ref, 0))
         out = dict(state, v=v, _ref_steps=ref)
         if "I_ext" in state:
             out["I_ext"] = np.broadcast_to(i_ext, (n,)).copy()

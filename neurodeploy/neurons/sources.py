@@ -38,8 +38,10 @@ class PoissonSource(NeuronModel):
 class SpikeSource(NeuronModel):
     r"""Neurons that spike at given times.
 
-    Spike times are rounded to the nearest step: neuron :math:`i` spikes in step
-    :math:`k = \mathrm{round}(t/dt)` for each of its times :math:`t`.
+    A spike at time :math:`t` is emitted in the step that contains it,
+    :math:`k = \lfloor t/dt + 10^{-3} \rfloor` (Brian2's ``SpikeGeneratorGroup`` rule; the small
+    shift absorbs floating-point error in times that are whole multiples of dt). A neuron can
+    spike at most once per step.
     """
 
     name = "spike_source"

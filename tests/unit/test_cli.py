@@ -80,9 +80,10 @@ def test_check_invalid_writes_no_ir(tmp_path, capsys):
     assert f"{bad}:5:" in err and "ND205" in err
 
 
-@pytest.mark.parametrize("cmd", [["compile"], ["run"], ["deploy"]])
-def test_unlanded_commands_say_so_with_exit_3(cmd, tmp_path, capsys):
-    rc, _, err = run(cmd + ["models/single_lif.yaml", "--target", "brian2", "-o", str(tmp_path / "o")], capsys)
+@pytest.mark.parametrize("cmd, target", [("compile", "loihi2-sim"), ("run", "lava"), ("run", "torch"),
+                                         ("deploy", "loihi2")])
+def test_unlanded_commands_say_so_with_exit_3(cmd, target, tmp_path, capsys):
+    rc, _, err = run([cmd, "models/single_lif.yaml", "--target", target, "-o", str(tmp_path / "o")], capsys)
     assert rc == 3
     assert "not implemented yet" in err
     assert not (tmp_path / "o").exists()

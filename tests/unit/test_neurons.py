@@ -85,13 +85,24 @@ def test_lif_refractory_and_reset():
     k = np.flatnonzero(spikes[:, 0])
     assert len(k) >= 2
     n_ref = round(p.t_ref / DT)
-    # held at v_reset for the refractory steps after each spike
-    np.testing.assert_array_equal(vs[k[0]:k[0] + n_ref + 1, 0], p.v_reset)
-    assert vs[k[0] + n_ref + 1, 0] > p.v_reset
+    # a neuron that spiked in step s is held at v_reset until step s + n_ref, where it integrates
+    np.testing.assert_array_equal(vs[k[0]:k[0] + n_ref, 0], p.v_reset)
+    assert vs[k[0] + n_ref, 0] > p.v_reset
     # inter-spike interval = refractory period + analytic time to threshold from reset
     isi = (k[1] - k[0]) * DT
     expected = p.t_ref + lif.first_spike_time(p, 5e-9, v0=p.v_reset)
     assert abs(isi - expected) <= DT
+
+
+def test_zero_refractory_allows_consecutive_spikes():
+    cuba = get_neuron("cuba_lif")
+    p = cuba.make_params({"v_th": 1e-3, "R_m": 1e6, "t_ref": 0.0})
+    state = cuba.initial_state(p, 1)
+    fired = []
+    for _ in range(3):
+        state, s = cuba.reference_step(p, state, {"I_ext": np.array([1e-3])}, DT)
+        fired.append(bool(s[0]))
+    assert fired == [True, True, True]
 
 
 def test_lif_synaptic_input_is_a_voltage_jump():

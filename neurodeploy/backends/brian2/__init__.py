@@ -1,0 +1,339 @@
+"""Brian2 backend: the reference simulator every other target is validated against.
+
+The network is built from the IR with Brian2's own objects:
+
+* populations -> ``NeuronGroup`` with the neuron model's ``equations``, ``threshold``,
+  ``reset_code`` and ``refractory`` (no per-model branch here), parameters in the group's
+  namespace as Brian2 quantities, integrated with ``method="exact"`` (all shipped models are
+  linear between spikes);
+* spike sources -> ``SpikeGeneratorGroup`` fed with the spikes drawn once by
+  :mod:`neurodeploy.materialize` (so every backend sees the same input), or ``PoissonGroup``
+  (``poisson="native"``: Brian2 draws them, seeded; statistically equivalent);
+* injected currents -> ``TimedArray`` s read into the model's current input each step
+  (``run_regularly``);
+* projections -> ``Synapses`` with the materialised connectivity, weights and delay;
+  ``stdp`` plasticity as event-driven pre/post traces;
+* probes -> ``SpikeMonitor`` / ``StateMonitor`` (``when="end"``: the state after step k is
+  stored at time k dt, as in the numpy reference).
+
+Code generation: Cython when Cython and a C compiler are present, numpy otherwise (logged);
+``device="cpp_standalone"`` compiles the whole run to C++ for long simulations.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ... import materialize as mat
+from ...errors import BackendError
+from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
+from ...ir.verify import endpoints
+from ...neurons import get_neuron
+from ...result import Result, SpikeTrains, Trace
+
+log = logging.getLogger("neurodeploy.brian2")
+
+CODEGEN_TARGETS = ("auto", "cython", "numpy")
+DEVICES = ("runtime", "cpp_standalone")
+
+
+@dataclass
+class Brian2Options:
+    codegen: str = "auto"  # auto | cython | numpy
+    device: str = "runtime"  # runtime | cpp_standalone
+    poisson: str = "shared"  # shared (materialised, identical across backends) | native (PoissonGroup)
+    progress: bool = True
+    standalone_dir: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def available() -> tuple[bool, str]:
+    from .. import brian2_status
+
+    s = brian2_status()
+    return s.available, s.detail
+
+
+def supports(net: Network, node) -> tuple[bool, str]:
+    """Whether this backend can simulate ``node`` of ``net`` (with the reason if not)."""
+    if isinstance(node, ArrayStimulus) and node.encoding == "value":
+        return False, "graded (encoding: value) sources are lowered by the block expansion (iP-VAE issue)"
+    pr = getattr(node, "plasticity", None)
+    if pr is not None and pr.rule != "stdp":
+        return False, f"plasticity rule '{pr.rule}' has no Brian2 lowering yet"
+    if hasattr(node, "kind") and getattr(node, "kind", None) == "ipvae":
+        return False, "blocks must be expanded first (the expand pass lands with the iP-VAE issue)"
+    return True, ""
+
+
+def choose_codegen(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    import importlib.util
+
+    if importlib.util.find_spec("Cython") and (shutil.which("cc") or shutil.which("gcc")):
+        return "cython"
+    log.info("brian2: Cython or a C compiler is missing; using the (slower) numpy code generation target")
+    return "numpy"
+
+
+def _unit(name: str):
+    from brian2.core.namespace import DEFAULT_UNITS
+    from brian2.units.fundamentalunits import Unit
+
+    if name in ("1", None):
+        return Unit(1)
+    from ...units import _eval_unit
+
+    return _eval_unit(name) if name not in DEFAULT_UNITS else DEFAULT_UNITS[name]
+
+
+def _namespace(model, p) -> dict:
+    ns = {}
+    for name, (info, _) in model.param_infos().items():
+        if info.kind == "quantity":
+            ns[name] = getattr(p, name) * _unit(info.unit)
+    return ns
+
+
+def run(net: Network, target_name: str = "brian2", options: Brian2Options | None = None) -> Result:
+    """Build the network in Brian2, run it, and return a :class:`Result`."""
+    opts = options or Brian2Options()
+    if opts.codegen not in CODEGEN_TARGETS or opts.device not in DEVICES or opts.poisson not in ("shared", "native"):
+        raise BackendError(f"invalid Brian2 options: {opts}")
+    for group in (net.stimuli, net.projections, net.blocks):
+        for node in group:
+            ok, why = supports(net, node)
+            if not ok:
+                raise BackendError(f"brian2 cannot run '{node.name}': {why}")
+    import brian2 as b2
+
+    prefs_before = b2.prefs.codegen.target
+    codegen = choose_codegen(opts.codegen)
+    standalone_dir = None
+    if opts.device == "cpp_standalone":
+        standalone_dir = opts.standalone_dir or tempfile.mkdtemp(prefix="neurodeploy_b2_")
+        b2.set_device("cpp_standalone", directory=standalone_dir, build_on_run=True)
+    else:
+        b2.prefs.codegen.target = codegen
+    try:
+        t0 = time.perf_counter()
+        built = _build(net, opts)
+        b2.seed(net.simulation.seed)
+        duration = net.simulation.steps * net.simulation.dt * b2.second
+        kw = {}
+        if opts.device == "cpp_standalone":
+            kw["report"] = None
+        elif opts.progress:
+            kw["report"], kw["report_period"] = _progress(duration), 1 * b2.second
+        built.network.run(duration, namespace={}, **kw)
+        wall = time.perf_counter() - t0
+        result = _collect(net, built, target_name, wall)
+        result.options = {"codegen": codegen if opts.device == "runtime" else "cpp_standalone",
+                          "device": opts.device, "poisson": opts.poisson}
+        if opts.device == "cpp_standalone":  # the compiled program's own run time, without compilation
+            result.options["standalone_run_s"] = float(getattr(b2.device, "_last_run_time", float("nan")))
+        return result
+    except BackendError:
+        raise
+    except Exception as e:
+        raise BackendError(f"Brian2 failed while running '{net.name}': {type(e).__name__}: {e}") from e
+    finally:
+        if opts.device == "cpp_standalone":
+            b2.device.reinit()
+            b2.device.activate()
+            b2.set_device("runtime")
+            if standalone_dir and not opts.standalone_dir:
+                shutil.rmtree(standalone_dir, ignore_errors=True)
+        b2.prefs.codegen.target = prefs_before
+
+
+def _progress(duration):
+    from tqdm import tqdm
+
+    bar = {"b": None}
+
+    def report(elapsed, completed, start, total):
+        # Brian2 calls this every second of wall time; show a bar only for runs that last
+        if bar["b"] is None:
+            if completed >= 1.0 or float(elapsed) < 2.0:
+                return
+            bar["b"] = tqdm(total=100, unit="%", desc="brian2", leave=False,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+        bar["b"].n = int(completed * 100)
+        bar["b"].refresh()
+        if completed >= 1.0:
+            bar["b"].close()
+
+    return report
+
+
+@dataclass
+class _Built:
+    network: object
+    groups: dict
+    synapses: dict
+    spike_monitors: dict
+    state_monitors: dict
+
+
+def _build(net: Network, opts: Brian2Options) -> _Built:
+    import brian2 as b2
+
+    dt = net.simulation.dt * b2.second
+    steps = net.simulation.steps
+    eps = endpoints(net)
+    objects, groups, synapses, smons, tmons = [], {}, {}, {}, {}
+    drives = mat.current_drives(net)
+
+    for pop in net.populations:
+        model = get_neuron(pop.model)
+        p = model.make_params(pop.params)
+        ns = _namespace(model, p)
+        eqs = model.equations
+        code = []
+        for k, d in enumerate(d for d in drives if d.target == pop.name):
+            ta = f"nd_drive{k}"
+            if d.frames is not None:
+                frames = np.vstack([d.frames, np.zeros((1, d.frames.shape[1]))])  # silent after the last frame
+                ns[ta] = b2.TimedArray(frames * b2.amp, dt=d.frame_steps * dt)
+                code.append(f"{ta}(t, i)")
+            else:
+                ns[ta] = b2.TimedArray(np.append(d.amplitude, 0.0) * b2.amp, dt=dt)
+                eqs += f"\nnd_mask{k} : 1 (constant)"
+                code.append(f"{ta}(t) * nd_mask{k}")
+        g = b2.NeuronGroup(pop.size, eqs, threshold=model.threshold, reset=model.reset_code(p),
+                           refractory=model.refractory or False, method="exact", namespace=ns, dt=dt,
+                           name=f"nd_pop_{pop.name}")
+        for var, values in mat.initial_state(net, pop).items():
+            setattr(g, var, values * _unit(model.state[var]))
+        for k, d in enumerate(d for d in drives if d.target == pop.name):
+            if d.frames is None:
+                setattr(g, f"nd_mask{k}", d.mask)
+        if code and model.current_input:
+            g.run_regularly(f"{model.current_input} = " + " + ".join(code), when="start", name=f"nd_drive_{pop.name}")
+        groups[pop.name] = g
+        objects.append(g)
+
+    for s in net.stimuli:
+        if isinstance(s, CurrentStimulus) or (isinstance(s, ArrayStimulus) and s.encoding == "current"):
+            continue
+        if opts.poisson == "native" and isinstance(s, PoissonStimulus):
+            rates = mat.load_array(s.rates, mat.base_dir(net)) if s.rates is not None else s.rate
+            g = b2.PoissonGroup(s.size, rates=np.asarray(rates) * b2.Hz, dt=dt, name=f"nd_src_{s.name}")
+        elif opts.poisson == "native" and isinstance(s, ArrayStimulus):
+            frames = mat._frames(net, s) * s.gain
+            ta = b2.TimedArray(np.vstack([frames, np.zeros((1, frames.shape[1]))]) * b2.Hz,
+                               dt=mat.frame_steps(net, s) * dt)
+            g = b2.PoissonGroup(s.size, rates="nd_rates(t, i)", dt=dt, name=f"nd_src_{s.name}",
+                                namespace={"nd_rates": ta})
+        elif isinstance(s, (PoissonStimulus, SpikeTimesStimulus, ArrayStimulus)):
+            idx, k = mat.source_spikes(net, s)
+            g = b2.SpikeGeneratorGroup(s.size, idx, k * dt, dt=dt, name=f"nd_src_{s.name}")
+        groups[s.name] = g
+        objects.append(g)
+
+    for pr in net.projections:
+        syn = mat.synapses(net, pr)
+        tgt_model = get_neuron(eps[pr.target].model.name)
+        wunit = tgt_model.weight_unit
+        target_var = tgt_model.synaptic_target
+        if pr.plasticity is not None:
+            model, on_pre, on_post, ns = _stdp(pr.plasticity.params, wunit, target_var, syn.sign)
+        else:
+            model, on_pre, on_post, ns = f"w : {wunit}", f"{target_var}_post += w", None, {}
+        S = b2.Synapses(groups[pr.source], groups[pr.target], model=model, on_pre=on_pre, on_post=on_post,
+                        delay=syn.delay_steps * dt, dt=dt, namespace=ns, method="exact",
+                        name=f"nd_proj_{pr.name}")
+        S.connect(i=syn.i, j=syn.j)
+        S.w = (syn.w * syn.sign if pr.plasticity is not None else syn.w) * _unit(wunit)
+        synapses[pr.name] = (S, syn)
+        objects.append(S)
+
+    rec_spikes = {pb.target for pb in net.probes if pb.variable == "spikes"}
+    for name, g in groups.items():
+        if name in rec_spikes or name in {p.name for p in net.populations}:
+            m = b2.SpikeMonitor(g, record=name in rec_spikes, name=f"nd_spikes_{name}")
+            smons[name] = m
+            objects.append(m)
+    for pb in net.probes:
+        if pb.variable == "spikes":
+            continue
+        record = True if pb.indices is None else list(pb.indices)
+        period = (pb.period or net.simulation.dt) * b2.second
+        if pb.variable == "weights":
+            src = synapses[pb.target][0]
+            var = "w"
+        else:
+            src = groups[pb.target]
+            var = pb.variable
+        m = b2.StateMonitor(src, var, record=record, dt=period, when="end", name=f"nd_probe_{len(tmons)}")
+        tmons[pb.name] = (pb, m)
+        objects.append(m)
+    return _Built(b2.Network(*objects), groups, synapses, smons, tmons)
+
+
+def _stdp(params: dict, wunit: str, target_var: str, sign: float):
+    """Pair STDP (see :mod:`neurodeploy.plasticity.stdp`) as Brian2 event-driven traces."""
+    import brian2 as b2
+
+    u = _unit(wunit)
+    ns = {"tau_pre": params["tau_pre"] * b2.second, "tau_post": params["tau_post"] * b2.second,
+          "a_plus": params["a_plus"] * u, "a_minus": params["a_minus"] * u,
+          "w_min": params.get("w_min", 0.0) * u, "w_max": params["w_max"] * u, "w_sign": sign}
+    model = (f"w : {wunit}\n"
+             f"dapre/dt = -apre / tau_pre : {wunit} (event-driven)\n"
+             f"dapost/dt = -apost / tau_post : {wunit} (event-driven)")
+    if params.get("multiplicative"):
+        dep, pot = "apost * (w - w_min) / (w_max - w_min)", "apre * (w_max - w) / (w_max - w_min)"
+    else:
+        dep, pot = "apost", "apre"
+    on_pre = (f"{target_var}_post += w_sign * w\n"
+              "apre += a_plus\n"
+              f"w = clip(w + {dep}, w_min, w_max)")
+    on_post = ("apost -= a_minus\n"
+               f"w = clip(w + {pot}, w_min, w_max)")
+    return model, on_pre, on_post, ns
+
+
+def _collect(net: Network, built: _Built, target: str, wall: float) -> Result:
+    import brian2 as b2
+
+    from ..versions import versions
+
+    dt = net.simulation.dt
+    res = Result(net.name, "brian2", target, dt, net.simulation.steps, net.simulation.seed,
+                 wall_time_s=wall, versions=versions())
+    pops = {p.name for p in net.populations}
+    rec = {pb.target for pb in net.probes if pb.variable == "spikes"}
+    for name, m in built.spike_monitors.items():
+        if name in pops:
+            res.counts[name] = np.asarray(m.count[:], dtype=np.int64)
+        if name in rec:
+            t = np.asarray(m.t_[:], dtype=float)
+            res.spikes[name] = SpikeTrains(len(built.groups[name]), np.asarray(m.i[:], dtype=np.int64),
+                                           np.rint(t / dt) * dt)
+    for name, (pb, m) in built.state_monitors.items():
+        var = "w" if pb.variable == "weights" else pb.variable
+        values = np.asarray(getattr(m, var + "_")).T  # (T, n)
+        if pb.variable == "weights":
+            syn = built.synapses[pb.target][1]
+            pr = next(p for p in net.projections if p.name == pb.target)
+            if pr.plasticity is not None:
+                values = values * syn.sign
+            unit = pr.weights.unit
+            index = np.arange(values.shape[1]) if pb.indices is None else np.asarray(pb.indices)
+        else:
+            pop = next(p for p in net.populations if p.name == pb.target)
+            unit = get_neuron(pop.model).state[pb.variable]
+            index = np.arange(values.shape[1]) if pb.indices is None else np.asarray(pb.indices)
+        t = np.rint(np.asarray(m.t_[:]) / dt) * dt
+        res.traces[name] = Trace(pb.target, pb.variable, unit, t, index, values)
+    del b2
+    return res.keep_probed_indices(net.probes)

@@ -1,0 +1,159 @@
+"""The backend-independent simulation Result, and its file format.
+
+Every backend returns a :class:`Result`; ``neurodeploy run`` saves it as ``result.npz`` plus a
+human-readable ``summary.json``. Times are in seconds, values in SI units.
+
+``result.npz`` layout (a plain NumPy archive, loaded with ``allow_pickle=False``):
+
+=============================  =====================================================
+``meta``                       uint8 array holding UTF-8 JSON: format version, network,
+                               backend, target, dt, steps, seed, wall time, versions,
+                               options, and the list of probes with their kind and unit
+``counts/<population>``        int64 (size,): spikes per neuron over the whole run
+``spikes/<name>/i``            int64: neuron index of each recorded spike
+``spikes/<name>/t``            float64: its time (start of the step: ``k dt``)
+``trace/<probe>/t``            float64 (T,): sample times (state at the end of step ``k``
+                               is stored at ``k dt``)
+``trace/<probe>/index``        int64 (n,): recorded neuron (or synapse) indices
+``trace/<probe>/values``       float64 (T, n)
+=============================  =====================================================
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_write_bytes, atomic_write_json
+
+FORMAT = "neurodeploy-result"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SpikeTrains:
+    size: int
+    i: np.ndarray  # int64
+    t: np.ndarray  # float64, s
+
+    def steps(self, dt: float) -> np.ndarray:
+        return np.rint(self.t / dt).astype(np.int64)
+
+
+@dataclass
+class Trace:
+    target: str
+    variable: str
+    unit: str
+    t: np.ndarray  # (T,)
+    index: np.ndarray  # (n,)
+    values: np.ndarray  # (T, n)
+
+
+@dataclass
+class Result:
+    network: str
+    backend: str
+    target: str
+    dt: float
+    steps: int
+    seed: int
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
+    spikes: dict[str, SpikeTrains] = field(default_factory=dict)
+    traces: dict[str, Trace] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.dt * self.steps
+
+    def rates(self) -> dict[str, float]:
+        """Mean firing rate (Hz) of each population over the run."""
+        return {k: float(c.sum()) / (len(c) * self.duration) if len(c) else 0.0 for k, c in self.counts.items()}
+
+    def keep_probed_indices(self, probes) -> "Result":
+        """Drop recorded spikes outside each spike probe's ``indices`` (backends record all)."""
+        for pb in probes:
+            if pb.variable == "spikes" and pb.indices is not None and pb.target in self.spikes:
+                s = self.spikes[pb.target]
+                keep = np.isin(s.i, np.asarray(pb.indices))
+                self.spikes[pb.target] = SpikeTrains(s.size, s.i[keep], s.t[keep])
+        return self
+
+    def summary(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "network": self.network,
+            "backend": self.backend,
+            "target": self.target,
+            "dt_s": self.dt,
+            "steps": self.steps,
+            "duration_s": self.duration,
+            "seed": self.seed,
+            "wall_time_s": round(self.wall_time_s, 6),
+            "realtime_factor": round(self.wall_time_s / self.duration, 6) if self.duration else None,
+            "populations": {
+                k: {"size": int(len(c)), "spikes": int(c.sum()), "mean_rate_hz": round(self.rates()[k], 6),
+                    "silent_fraction": round(float((c == 0).mean()), 6) if len(c) else None}
+                for k, c in self.counts.items()
+            },
+            "probes": {k: {"target": tr.target, "variable": tr.variable, "unit": tr.unit,
+                           "samples": int(len(tr.t)), "recorded": int(len(tr.index))}
+                       for k, tr in self.traces.items()},
+            "spike_probes": {k: {"size": s.size, "spikes": int(len(s.i))} for k, s in self.spikes.items()},
+            "versions": self.versions,
+            "options": self.options,
+        }
+
+    # --- files -------------------------------------------------------------------------------
+    def _meta(self) -> dict:
+        return {
+            "format": FORMAT, "version": FORMAT_VERSION, "network": self.network, "backend": self.backend,
+            "target": self.target, "dt": self.dt, "steps": self.steps, "seed": self.seed,
+            "wall_time_s": self.wall_time_s, "versions": self.versions, "options": self.options,
+            "spikes": {k: s.size for k, s in self.spikes.items()},
+            "traces": {k: {"target": t.target, "variable": t.variable, "unit": t.unit} for k, t in self.traces.items()},
+        }
+
+    def save(self, path: str | Path) -> Path:
+        arrays: dict[str, np.ndarray] = {"meta": np.frombuffer(json.dumps(self._meta()).encode(), dtype=np.uint8)}
+        for k, c in self.counts.items():
+            arrays[f"counts/{k}"] = np.asarray(c, dtype=np.int64)
+        for k, s in self.spikes.items():
+            arrays[f"spikes/{k}/i"] = np.asarray(s.i, dtype=np.int64)
+            arrays[f"spikes/{k}/t"] = np.asarray(s.t, dtype=np.float64)
+        for k, tr in self.traces.items():
+            arrays[f"trace/{k}/t"] = np.asarray(tr.t, dtype=np.float64)
+            arrays[f"trace/{k}/index"] = np.asarray(tr.index, dtype=np.int64)
+            arrays[f"trace/{k}/values"] = np.asarray(tr.values, dtype=np.float64)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        return atomic_write_bytes(path, buf.getvalue())
+
+    def save_summary(self, path: str | Path) -> Path:
+        return atomic_write_json(path, self.summary())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Result":
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+                raise ValueError(f"{path}: not a neurodeploy result (version {FORMAT_VERSION})")
+            r = cls(meta["network"], meta["backend"], meta["target"], meta["dt"], meta["steps"], meta["seed"],
+                    wall_time_s=meta["wall_time_s"], versions=meta["versions"], options=meta["options"])
+            for key in z.files:
+                if key.startswith("counts/"):
+                    r.counts[key[7:]] = z[key]
+            for k, size in meta["spikes"].items():
+                r.spikes[k] = SpikeTrains(size, z[f"spikes/{k}/i"], z[f"spikes/{k}/t"])
+            for k, info in meta["traces"].items():
+                r.traces[k] = Trace(info["target"], info["variable"], info["unit"], z[f"trace/{k}/t"],
+                                    z[f"trace/{k}/index"], z[f"trace/{k}/values"])
+        return r

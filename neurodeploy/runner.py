@@ -1,0 +1,53 @@
+"""Running a network on a target: dispatch to the backend, then write the Result files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import NotImplementedYet
+from .ir.nodes import Network
+from .ir.verify import verify
+from .result import Result
+from .targets import Target
+
+
+@dataclass
+class RunOutputs:
+    result: Result
+    result_path: Path | None = None
+    summary_path: Path | None = None
+    plot_path: Path | None = None
+
+
+def simulate(net: Network, target: Target, **backend_options) -> Result:
+    """Simulate ``net`` on ``target`` and return the :class:`Result`."""
+    verify(net)
+    if net.blocks:
+        raise NotImplementedYet(
+            f"'{net.name}' has blocks ({', '.join(b.name for b in net.blocks)}); block expansion is not "
+            "implemented yet (it lands with the iP-VAE issue)")
+    if target.backend == "brian2":
+        from .backends.brian2 import Brian2Options, run
+
+        return run(net, target.name, Brian2Options(**backend_options))
+    from .backends import require_backend
+
+    require_backend(target.backend, f"running '{net.name}' on target '{target.name}'")
+    raise AssertionError("unreachable")
+
+
+def run_to_dir(net: Network, target: Target, out_dir: str | Path, plot: bool = False,
+               **backend_options) -> RunOutputs:
+    """Simulate and write ``result.npz``, then ``summary.json`` (written last: its presence means
+    the run finished) and, with ``plot``, ``raster.png`` into ``out_dir``."""
+    result = simulate(net, target, **backend_options)
+    out = Path(out_dir)
+    outputs = RunOutputs(result)
+    outputs.result_path = result.save(out / "result.npz")
+    if plot:
+        from .plot import raster_and_traces
+
+        outputs.plot_path = raster_and_traces(result, out / "raster.png")
+    outputs.summary_path = result.save_summary(out / "summary.json")
+    return outputs
