@@ -32,8 +32,10 @@ def raster_and_traces(result: Result, path: str | Path, max_traces: int = 4) -> 
     if trains:
         ax = axes[0]
         offset, ticks, labels = 0, [], []
+        total = sum(s.size for _, s in trains)
+        size = max(2.0, min(60.0, 3000.0 / max(total, 1)))  # visible marks for small populations
         for k, (name, s) in enumerate(trains):
-            ax.scatter(s.t * 1e3, s.i + offset, s=2, marker="|", color=f"C{k}", linewidths=0.8)
+            ax.scatter(s.t * 1e3, s.i + offset, s=size, marker="|", color=f"C{k}", linewidths=0.8)
             ticks.append(offset + s.size / 2)
             labels.append(f"{name}\n{result.rates().get(name, len(s.i) / max(s.size, 1) / result.duration):.1f} Hz"
                           if name in result.counts else name)
