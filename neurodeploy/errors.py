@@ -166,6 +166,13 @@ class IRError(NeurodeployError):
         super().__init__(f"IR verification failed: {text}{more}")
 
 
+class CompileError(NeurodeployError):
+    """A valid model that cannot be compiled for the chosen target (it does not fit a limit,
+    or a value cannot be represented). The message names the node, the quantity and the limit."""
+
+    exit_code = EXIT_INVALID
+
+
 class BackendError(NeurodeployError):
     """A backend could not run (missing package, runtime failure)."""
 
@@ -237,6 +244,7 @@ __all__ = [
     "SpecError",
     "IRError",
     "BackendError",
+    "CompileError",
     "NotImplementedYet",
     "UsageError",
     "did_you_mean",
