@@ -5,9 +5,13 @@
 3. `neurodeploy run --target brian2 --plot` on every shipped model (Brian2 reference simulation;
    the numpy code generation target, so that nothing has to be compiled first), writing
    OUT/<model>/result.npz, summary.json and raster.png.
-4. The single-LIF model's first spike against its analytic time.
+4. Lava CPU simulation of the single-LIF and CUBA-chain models, in floating point (`lava`) and
+   in Loihi 2's bit-accurate fixed point (`loihi2-sim`), compared spike for spike with Brian2;
+   and `compile --target loihi2-sim` of the E/I network (quantization report + core map).
+5. The single-LIF model's first spike against its analytic time.
 
-It grows as backends land (Lava CPU simulation, GPU fallback).
+(The E/I network is not run on Lava here: Lava's CPU simulator needs minutes for its 5,000
+steps; `neurodeploy run models/ei_network.yaml --target lava -o out/ei-lava` does it.)
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
 
 from neurodeploy import cli, load  # noqa: E402
 from neurodeploy.neurons import get_neuron  # noqa: E402
@@ -47,6 +53,21 @@ def main() -> int:
         print(f"\n-- {m.stem}")
         rc |= cli.main(["run", shown(m), "--target", "brian2", "-o", str(out / m.stem), "--plot",
                         "--codegen", args.codegen])
+
+    print("\n== Lava: run --target lava / loihi2-sim, compared with Brian2")
+    for stem in ("single_lif", "cuba_chain"):
+        ref = Result.load(out / stem / "result.npz")
+        for target in ("lava", "loihi2-sim"):
+            d = out / f"{stem}-{target}"
+            rc |= cli.main(["run", shown(ROOT / "models" / f"{stem}.yaml"), "--target", target, "-o", str(d),
+                            "--plot", "--quiet"])
+            got = Result.load(d / "result.npz")
+            same = sum(int(np.array_equal(ref.spikes[k].t, got.spikes[k].t) and np.array_equal(ref.spikes[k].i, got.spikes[k].i))
+                       for k in ref.spikes)
+            print(f"   {stem} on {target}: {same}/{len(ref.spikes)} spike probes identical to Brian2")
+    print("\n== neurodeploy compile models/ei_network.yaml --target loihi2-sim")
+    rc |= cli.main(["compile", shown(ROOT / "models" / "ei_network.yaml"), "--target", "loihi2-sim",
+                    "-o", str(out / "ei_network-loihi2-sim")])
 
     net = load(shown(ROOT / "models" / "single_lif.yaml"))
     pop = net.populations[0]

@@ -141,7 +141,8 @@ def cmd_info(args) -> int:
         "backends": [
             {"name": b.name, "available": b.available, "detail": b.detail,
              "implemented": b.implemented,
-             "status": "ready" if b.implemented else f"not implemented yet ({b.issue})"}
+             "status": ("ready" if b.available else f"not available here ({b.issue})") if b.implemented
+             else f"not implemented yet ({b.issue})"}
             for b in statuses
         ],
         "targets": {k: str(v) for k, v in targets.items()},
@@ -157,8 +158,7 @@ def cmd_info(args) -> int:
     for b in info["backends"]:
         mark = "yes" if b["available"] else "no "
         print(f"  {b['name']:<8} {mark}  {b['detail']}")
-        if not b["implemented"]:
-            print(f"  {'':<8}      {b['status']}")
+        print(f"  {'':<8}      {b['status']}")
     print("\ntargets:       " + ", ".join(sorted(targets)))
     print("neuron models: " + ", ".join(info["neuron_models"]))
     print("plasticity:    " + ", ".join(info["plasticity_rules"]))
@@ -175,11 +175,32 @@ def _spec_and_target(args):
 
 
 def cmd_compile(args) -> int:
-    from .backends import require_backend
+    from . import compiler
 
     net, target = _spec_and_target(args)
-    require_backend(target.backend, f"compiling '{net.name}' for target '{target.name}'")
+    compiled = compiler.compile_network(net, target)
+    files = compiler.write(compiled, net, args.out)
+    if args.json:
+        _print_json({"ok": True, "files": {k: str(v) for k, v in files.items()},
+                     "quantization": compiled.quantized.report if compiled.quantized else None,
+                     "coremap": compiled.coremap.to_json() if compiled.coremap else None,
+                     "timings_s": compiled.timings})
+        return EXIT_OK
+    _print_compiled(compiled)
+    print(f"wrote {', '.join(str(v) for v in files.values())}")
     return EXIT_OK
+
+
+def _print_compiled(compiled) -> None:
+    low = compiled.lowered
+    print(f"compiled {low.name} for {compiled.target.name}: " + ", ".join(
+        f"{n} -> {p.process}" for n, p in low.populations.items()))
+    if compiled.quantized is not None:
+        from .passes.quantize import report_table
+
+        print(report_table(compiled.quantized.report))
+    if compiled.coremap is not None:
+        print(compiled.coremap.table())
 
 
 def cmd_run(args) -> int:
@@ -190,6 +211,8 @@ def cmd_run(args) -> int:
     if target.backend == "brian2":
         options = {"codegen": args.codegen, "device": args.device, "poisson": args.poisson,
                    "progress": not args.json and not args.quiet}
+    elif target.backend == "lava":
+        options = {"progress": not args.json and not args.quiet}
     if not args.json and not args.quiet:
         extra = ""
         if target.backend == "brian2" and args.device == "runtime":
@@ -230,10 +253,23 @@ def cmd_validate(args) -> int:
 
 
 def cmd_deploy(args) -> int:
-    from .backends import require_backend
+    from . import compiler
+    from .runner import require_loihi2_hardware, run_to_dir
 
     net, target = _spec_and_target(args)
-    require_backend(target.backend, f"deploying '{net.name}' to target '{target.name}'")
+    compiled = compiler.compile_network(net, target)
+    files = compiler.write(compiled, net, args.out)
+    if not args.json:
+        _print_compiled(compiled)
+        print(f"wrote the deployable artifact: {', '.join(str(v) for v in files.values())}")
+    if target.device == "loihi2":
+        require_loihi2_hardware()  # exits 3 here, after the artifact is on disk
+    outs = run_to_dir(net, target, args.out)
+    if args.json:
+        _print_json({"ok": True, "files": {k: str(v) for k, v in files.items()},
+                     "summary": outs.result.summary()})
+    else:
+        print(f"ran on {target.name}: wrote {outs.result_path}, {outs.summary_path}")
     return EXIT_OK
 
 

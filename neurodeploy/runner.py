@@ -31,10 +31,27 @@ def simulate(net: Network, target: Target, **backend_options) -> Result:
         from .backends.brian2 import Brian2Options, run
 
         return run(net, target.name, Brian2Options(**backend_options))
+    if target.backend == "lava":
+        from .backends.lava import LavaOptions, run as lava_run
+
+        if target.device == "loihi2":
+            require_loihi2_hardware()
+        return lava_run(net, target, LavaOptions(**backend_options))
     from .backends import require_backend
 
     require_backend(target.backend, f"running '{net.name}' on target '{target.name}'")
     raise AssertionError("unreachable")
+
+
+def require_loihi2_hardware() -> None:
+    """Raise NotImplementedYet with what is missing for the Loihi 2 hardware path."""
+    from .compat.lava import has_loihi_hardware
+
+    ok, why = has_loihi_hardware()
+    if not ok:
+        raise NotImplementedYet(
+            f"Loihi 2 hardware is not available here: {why}. The bit-accurate CPU stand-in is "
+            "--target loihi2-sim (same integers, same arithmetic for Lava's LIF)")
 
 
 def run_to_dir(net: Network, target: Target, out_dir: str | Path, plot: bool = False,

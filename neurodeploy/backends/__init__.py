@@ -51,14 +51,15 @@ def lava_status_info() -> BackendInfo:
     from ..compat.lava import lava_status
 
     ok, detail = lava_status()
-    return BackendInfo("lava", ok, detail, issue="Lava backend and the Loihi 2 conversion layer")
+    return BackendInfo("lava", ok, detail, implemented=True, issue="Lava backend and the Loihi 2 conversion layer")
 
 
 def loihi2_status() -> BackendInfo:
     from ..compat.lava import has_loihi_hardware
 
     ok, detail = has_loihi_hardware()
-    return BackendInfo("loihi2", ok, detail, issue="Lava backend and the Loihi 2 conversion layer")
+    return BackendInfo("loihi2", ok, detail, implemented=True,
+                       issue="deploy writes the artifact; running it needs lava-loihi and is untested")
 
 
 def torch_status() -> BackendInfo:

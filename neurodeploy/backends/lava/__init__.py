@@ -1,0 +1,234 @@
+"""Lava backend: targets ``lava`` (floating point) and ``loihi2-sim`` (bit-accurate fixed point).
+
+The IR is lowered to Lava processes (:mod:`.lowering` gives the float parameters, the
+``quantize`` pass the integers): populations become Lava ``LIF`` processes, or neurodeploy's
+``NDLIF`` (:mod:`.procs`) where refractoriness or reset rules need it; spike sources become
+``RingBuffer`` s holding the spikes drawn by :mod:`neurodeploy.materialize` (the same spikes
+every backend sees); projections become ``Dense``/``Sparse`` (``DelayDense``/``DelaySparse``
+with delays); probes become ``Monitor`` s. The run uses ``Loihi2SimCfg`` with
+``select_tag="floating_pt"`` or ``"fixed_pt"``; results come back in the common Result format,
+converted to SI units.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import BackendError, NotImplementedYet
+from ...ir.nodes import Network
+from ...neurons import get_neuron
+from ...result import Result, SpikeTrains, Trace
+from ...targets import Target
+from .lowering import LoweredNetwork, Unsupported, _constant_currents, lower, unsupported_nodes
+
+#: use Sparse connections when at most this fraction of the (post, pre) matrix is non-zero
+SPARSE_BELOW = 0.2
+
+
+@dataclass
+class LavaOptions:
+    progress: bool = True
+
+
+def available() -> tuple[bool, str]:
+    from ...compat.lava import lava_status
+
+    return lava_status()
+
+
+def supports(net: Network) -> list[Unsupported]:
+    return unsupported_nodes(net)
+
+
+def compile_network(net: Network, target: Target):
+    """Lower (and for fixed-point targets quantize) ``net``. Returns (lowered, quantized or None)."""
+    try:
+        low = lower(net)
+    except Unsupported as e:
+        others = unsupported_nodes(net)
+        listing = "; ".join(f"'{u.node}': {u.reason}" for u in others) or str(e)
+        raise NotImplementedYet(f"target '{target.name}' cannot run {listing} "
+                                "(placement onto the GPU fallback lands with the torch backend issue)") from None
+    q = None
+    if target.number_format == "fixed":
+        from ...passes.quantize import quantize
+
+        q = quantize(low)
+    return low, q
+
+
+def run(net: Network, target: Target, options: LavaOptions | None = None) -> Result:
+    from ...compat.lava import ensure_lava_importable
+    from ..versions import versions
+
+    low, q = compile_network(net, target)
+    ensure_lava_importable()
+    t0 = time.perf_counter()
+    try:
+        data = _simulate(low, q, net)
+    except (BackendError, NotImplementedYet):
+        raise
+    except Exception as e:
+        raise BackendError(f"Lava failed while running '{net.name}': {type(e).__name__}: {e}") from e
+    wall = time.perf_counter() - t0
+    res = _result(net, low, q, target, data, wall)
+    res.versions = versions()
+    res.options = {"select_tag": "fixed_pt" if q else "floating_pt", "processes": {
+        p.name: p.process for p in low.populations.values()}}
+    return res
+
+
+def _simulate(low: LoweredNetwork, q, net: Network) -> dict:
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import DelayDense, Dense
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.lif.process import LIF
+    from lava.proc.monitor.process import Monitor
+    from lava.proc.sparse.process import DelaySparse, Sparse
+    from lava.utils.weightutils import SignMode
+    from scipy import sparse as sp
+
+    fixed = q is not None
+    steps = low.steps + 1  # one extra step: u of step k+1 carries the synaptic state of step k
+    procs, monitors = {}, []
+    for pop in low.populations.values():
+        kw = dict(shape=(pop.size,), name=f"nd_{pop.name}")
+        if fixed:
+            qp = q.populations[pop.name]
+            kw.update(u=qp.u0, v=qp.v0, du=qp.du, dv=qp.dv, vth=qp.vth, bias_mant=qp.bias_mant,
+                      bias_exp=qp.bias_exp)
+        else:
+            kw.update(u=pop.u0, v=pop.v0, du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias, bias_exp=0)
+        if pop.process == "NDLIF":
+            from .procs import NDLIF  # neurodeploy's own process package (Lava model discovery)
+
+            kw.update(refractory_steps=pop.refractory_steps, input_drop=pop.input_drop, reset_mode=pop.reset_mode,
+                      v_reset=q.populations[pop.name].v_reset if fixed else pop.v_reset)
+            procs[pop.name] = NDLIF(**kw)
+        else:
+            procs[pop.name] = LIF(**kw)
+    for src in low.sources.values():
+        data = np.zeros((src.size, steps), dtype=np.int32)
+        data[:, : low.steps] = src.spikes
+        procs[src.name] = RingBuffer(data=data)
+    for pr in low.projections.values():
+        if fixed:
+            qp = q.projections[pr.name]
+            Wm = qp.weights
+            mode = {"mixed": SignMode.MIXED, "excitatory": SignMode.EXCITATORY,
+                    "inhibitory": SignMode.INHIBITORY}[qp.sign_mode]
+            extra = dict(weight_exp=qp.weight_exp, num_weight_bits=qp.num_weight_bits, sign_mode=mode)
+        else:
+            Wm, extra = pr.matrix(), {}
+        density = Wm.nnz / max(Wm.shape[0] * Wm.shape[1], 1)
+        use_sparse = density <= SPARSE_BELOW
+        W = None if use_sparse else Wm.toarray()
+        if use_sparse:
+            if pr.delay_steps:
+                D = sp.csr_matrix((np.full(Wm.nnz, pr.delay_steps, dtype=int), Wm.indices, Wm.indptr),
+                                  shape=Wm.shape)
+                conn = DelaySparse(weights=Wm, delays=D, **extra)
+            else:
+                conn = Sparse(weights=Wm, **extra)
+        elif pr.delay_steps:
+            conn = DelayDense(weights=W, delays=np.full(W.shape, pr.delay_steps, dtype=int), **extra)
+        else:
+            conn = Dense(weights=W, **extra)
+        procs[pr.source].s_out.connect(conn.s_in)
+        conn.a_out.connect(procs[pr.target].a_in)
+    probes = {}
+    for name in low.populations:
+        m = Monitor()
+        m.probe(procs[name].s_out, steps)
+        monitors.append(m)
+        probes[(name, "spikes")] = m
+    wanted = {(pb.target, pb.variable) for pb in net.probes if pb.target in low.populations}
+    # lif: v's trace needs this step's input, which Lava adds one step later (see _result)
+    wanted |= {(t, "I") for t, var in wanted if var == "v" and low.populations[t].model == "lif"}
+    for target, var in sorted(wanted):
+        lava_var = {"v": "v", "I": "u"}.get(var)
+        if lava_var is None:
+            continue
+        m = Monitor()
+        m.probe(getattr(procs[target], lava_var), steps)
+        monitors.append(m)
+        probes[(target, var)] = m
+    anchor = next(iter(procs.values()))
+    try:
+        anchor.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt"))
+        out = {}
+        for (target, var), m in probes.items():
+            data = m.get_data()
+            proc_name = procs[target].name
+            port = "s_out" if var == "spikes" else {"v": "v", "I": "u"}[var]
+            out[(target, var)] = np.asarray(data[proc_name][port], dtype=float)
+    finally:
+        anchor.stop()
+    return out
+
+
+def _lif_input_of_step(pop, data: dict, K: float, q, low: LoweredNetwork, steps: int) -> np.ndarray:
+    """The synaptic input that the reference adds to ``v`` at the end of each step.
+
+    Lava adds it one step later (Dense delivers with one step of delay), so Lava's ``v`` in
+    step k lacks it; the reference's trace includes it unless the neuron spiked or was
+    refractory (its input is then discarded, and NDLIF drops it too). For ``lif`` (du = 1),
+    ``u`` in step k + 1 is exactly that input times ``a = 1 - dv``.
+    """
+    u_next = data[(pop.name, "I")][1: steps + 1] / K
+    a = 1.0 - (q.populations[pop.name].dv / 4096 if q is not None else pop.dv)
+    spikes = data[(pop.name, "spikes")][:steps] != 0
+    since = np.full(pop.size, 2**30, dtype=np.int64)  # steps since the last spike, as NDLIF counts
+    used = np.zeros((steps, pop.size), dtype=bool)
+    for k in range(steps):
+        since = np.where(spikes[k], 0, since)
+        used[k] = since + 1 >= pop.refractory_steps + pop.input_drop  # Lava step k+1 uses its u
+        since = since + 1
+    return np.where(used, u_next / a, 0.0)
+
+
+def _result(net: Network, low: LoweredNetwork, q, target: Target, data: dict, wall: float) -> Result:
+    dt, steps = low.dt, low.steps
+    res = Result(net.name, "lava", target.name, dt, steps, net.simulation.seed, wall_time_s=wall)
+    spike_probes = {pb.target for pb in net.probes if pb.variable == "spikes"}
+    for name, pop in low.populations.items():
+        s = data[(name, "spikes")][:steps] != 0
+        res.counts[name] = s.sum(axis=0).astype(np.int64)
+        if name in spike_probes:
+            k, i = np.nonzero(s)
+            order = np.lexsort((i, k))
+            res.spikes[name] = SpikeTrains(pop.size, i[order].astype(np.int64), k[order] * dt)
+    for name, src in low.sources.items():
+        if name in spike_probes:
+            i, k = np.nonzero(src.spikes)
+            order = np.lexsort((i, k))
+            res.spikes[name] = SpikeTrains(src.size, i[order].astype(np.int64), k[order] * dt)
+    for pb in net.probes:
+        if pb.variable == "spikes":
+            continue
+        if pb.variable == "weights":
+            raise NotImplementedYet("weight probes on Lava targets are not implemented yet")
+        pop = low.populations[pb.target]
+        K = q.populations[pb.target].K if q is not None else 1.0
+        period = max(1, int(round((pb.period or dt) / dt)))
+        rows = np.arange(0, steps, period)
+        idx = np.arange(pop.size) if pb.indices is None else np.asarray(pb.indices)
+        if pb.variable == "v":
+            v = data[(pb.target, "v")][: steps + 1] / K
+            if pop.model == "lif":
+                v = v[:steps] + _lif_input_of_step(pop, data, K, q, low, steps)
+            vals = v[rows][:, idx] + pop.v_offset
+        elif pb.variable == "I":
+            vals = data[(pb.target, "I")][rows + 1][:, idx] / K / (pop.u_scale * np.exp(-dt / pop.tau_syn))
+        elif pb.variable == "I_ext":  # a constant injected current (the only kind Lava lowers)
+            current = _constant_currents(net).get(pb.target, np.zeros(pop.size))
+            vals = np.broadcast_to(current[idx], (len(rows), len(idx))).copy()
+        else:
+            raise NotImplementedYet(f"probing '{pb.variable}' on Lava targets is not implemented yet")
+        res.traces[pb.name] = Trace(pb.target, pb.variable,
+                                    get_neuron(pop.model).state[pb.variable], rows * dt, idx, vals)
+    return res.keep_probed_indices(net.probes)

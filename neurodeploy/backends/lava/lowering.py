@@ -1,0 +1,226 @@
+"""IR -> Lava LIF parameters (floating point), with no Lava import.
+
+Lava's CUBA LIF, per time step ``m``::
+
+    u[m] = u[m-1] (1 - du) + a_in[m]
+    v[m] = v[m-1] (1 - dv) + u[m] + bias        spike if v > vth, then v = 0
+
+and a ``Dense`` connection delivers in step ``m`` what its sources emitted in step ``m-1``.
+neurodeploy's reference semantics (Brian2's schedule, see docs/running.md) integrate exactly,
+then threshold, then add this step's synaptic input. The two agree *exactly* under this change of
+variables, derived in the comments of :func:`lower_population`:
+
+* ``v_lava = v - v_rest`` (``lif``) or ``v - v_leak`` (``cuba_lif``): Lava's potential decays to 0;
+* ``dv = 1 - exp(-dt/tau_m)``; ``bias = dv * R_m * (I_bias + I_ext)`` (a constant current only);
+* ``lif``: ``du = 1`` (u holds only this step's input) and weights ``w_lava = exp(-dt/tau_m) w``;
+* ``cuba_lif``: ``du = 1 - exp(-dt/tau_syn)``, ``u_lava = d I`` with
+  ``d = R_m tau_syn/(tau_syn - tau_m) (a_s - a_m)`` and weights ``w_lava = d w``;
+* a Brian2 delay of ``k`` steps is a Lava ``DelayDense``/``DelaySparse`` delay of ``k``.
+
+Populations whose semantics plain Lava ``LIF`` cannot express (refractoriness, a reset value
+other than the resting/leak potential, reset by subtraction, or ``lif``'s loss of input that
+arrives while the potential is clamped) use neurodeploy's ``NDLIF`` process
+(:mod:`neurodeploy.backends.lava.procs`), which adds exactly those rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ... import materialize as mat
+from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
+from ...ir.verify import endpoints
+from ...neurons import get_neuron
+
+SUPPORTED_MODELS = ("lif", "cuba_lif")
+
+
+@dataclass
+class LoweredPopulation:
+    name: str
+    size: int
+    model: str  # neurodeploy model
+    process: str  # "LIF" (Lava's) or "NDLIF" (neurodeploy's)
+    du: float
+    dv: float
+    vth: float  # Lava units (volts, shifted)
+    bias: np.ndarray  # (size,) volts per step
+    v_reset: float  # shifted; 0 for Lava's LIF
+    reset_mode: int  # 0 = set to v_reset, 1 = subtract vth
+    refractory_steps: int
+    input_drop: int
+    v_offset: float  # v = v_lava + v_offset
+    u_scale: float  # u_lava = u_scale * (neurodeploy's synaptic state), 0 when there is none
+    weight_factor: float  # w_lava = weight_factor * w
+    v0: np.ndarray
+    u0: np.ndarray
+    tau_m: float
+    tau_syn: float | None
+    dt: float
+
+
+@dataclass
+class LoweredProjection:
+    name: str
+    source: str
+    target: str
+    i: np.ndarray
+    j: np.ndarray
+    w: np.ndarray  # Lava units (volts on v per spike), signed
+    delay_steps: int
+    sign: str
+    n_src: int
+    n_tgt: int
+    w_si: np.ndarray  # the effective weights in the spec's unit, for reports
+
+    def matrix(self):
+        """(n_post, n_pre) sparse matrix, as Lava wants it (repeated pairs summed)."""
+        from scipy import sparse
+
+        return sparse.csr_matrix((self.w, (self.j, self.i)), shape=(self.n_tgt, self.n_src))
+
+    def dense(self) -> np.ndarray:
+        return self.matrix().toarray()
+
+
+@dataclass
+class LoweredSource:
+    name: str
+    size: int
+    spikes: np.ndarray  # (size, steps) bool
+
+
+@dataclass
+class LoweredNetwork:
+    name: str
+    dt: float
+    steps: int
+    populations: dict[str, LoweredPopulation] = field(default_factory=dict)
+    projections: dict[str, LoweredProjection] = field(default_factory=dict)
+    sources: dict[str, LoweredSource] = field(default_factory=dict)
+
+
+class Unsupported(Exception):
+    """A node that the Lava targets cannot express; ``node`` and ``reason`` say which and why."""
+
+    def __init__(self, node: str, reason: str):
+        super().__init__(f"'{node}': {reason}")
+        self.node, self.reason = node, reason
+
+
+def unsupported_nodes(net: Network) -> list[Unsupported]:
+    """Every node of ``net`` that the Lava targets cannot run, with the reason (empty if none)."""
+    out: list[Unsupported] = []
+    _constant_currents(net, out)
+    for p in net.populations:
+        if p.model not in SUPPORTED_MODELS:
+            out.append(Unsupported(p.name, f"neuron model '{p.model}' has no Lava lowering"))
+            continue
+        prm = get_neuron(p.model).make_params(p.params)
+        if p.model == "cuba_lif" and prm.reset_mode == "subtract" and prm.v_reset != prm.v_leak:
+            out.append(Unsupported(p.name, "reset by subtraction needs v_reset == v_leak on Lava"))
+    for s in net.stimuli:
+        if isinstance(s, ArrayStimulus) and s.encoding in ("value", "current"):
+            out.append(Unsupported(s.name, f"array stimuli with encoding '{s.encoding}' have no Lava lowering yet"))
+    for pr in net.projections:
+        if pr.plasticity is not None:
+            out.append(Unsupported(pr.name, f"plasticity ('{pr.plasticity.rule}') is not lowered to Lava's learning engine yet"))
+    for b in net.blocks:
+        out.append(Unsupported(b.name, "blocks must be expanded first (the expand pass lands with the iP-VAE issue)"))
+    return out
+
+
+def _constant_currents(net: Network, problems: list | None = None) -> dict[str, np.ndarray]:
+    """Per population, the injected current if it is constant over the whole run (else report)."""
+    sizes = {p.name: p.size for p in net.populations}
+    out: dict[str, np.ndarray] = {}
+    for s in net.stimuli:
+        if not isinstance(s, CurrentStimulus):
+            continue
+        constant = s.amplitude is not None and s.start <= 0 and (s.stop is None or s.stop >= net.simulation.duration)
+        if not constant:
+            if problems is not None:
+                problems.append(Unsupported(s.name, "only currents that are constant over the whole run lower to "
+                                                    "Lava (as a bias); use the brian2 target for time-varying currents"))
+            continue
+        cur = out.setdefault(s.target, np.zeros(sizes[s.target]))
+        idx = list(s.indices) if s.indices is not None else slice(None)
+        cur[idx] += s.amplitude
+    return out
+
+
+def lower_population(net: Network, pop, current: np.ndarray | None) -> LoweredPopulation:
+    dt = net.simulation.dt
+    model = get_neuron(pop.model)
+    p = model.make_params(pop.params)
+    init = mat.initial_state(net, pop)
+    i_ext = np.zeros(pop.size) if current is None else current
+    a_m = np.exp(-dt / p.tau_m)
+    dv = 1.0 - a_m
+    n_ref = int(round(p.t_ref / dt))
+    if pop.model == "lif":
+        # Reference, step k: v_k = v_inf + (v_{k-1} + w_{k-1} - v_inf) a_m, where w_{k-1} is the
+        # input added after the threshold of step k-1. Lava, step k: v = a_m v + u + bias with
+        # u = a_in = input of step k-1 (Dense's one-step delay) and du = 1. Equal when
+        # u = a_m w and bias = (1 - a_m)(v_inf - v_rest).
+        offset = p.v_rest
+        du, u_scale, wfac, tau_syn = 1.0, 0.0, a_m, None
+        bias = dv * p.R_m * (p.I_bias + i_ext)
+        u0 = np.zeros(pop.size)
+        # input arriving while v is clamped is lost; in Lava it arrives one step later, so it is
+        # dropped one step longer (and at the step after a spike even without refractoriness)
+        input_drop = 1 if n_ref > 0 else 2
+        reset_mode, v_reset = 0, p.v_reset - p.v_rest
+    else:
+        # Reference: I_k = a_s I_{k-1} + w_k; v_k = a_m v_{k-1} + (1 - a_m) v_inf + d I_{k-1} with
+        # d = R tau_s/(tau_s - tau_m) (a_s - a_m). Lava: u[k] = a_s u[k-1] + a_in[k] and v adds u[k]
+        # in the same step, so u[k] = d I_{k-1} and a_in = d w.
+        a_s = np.exp(-dt / p.tau_syn)
+        if np.isclose(p.tau_syn, p.tau_m):
+            d = p.R_m * (dt / p.tau_m) * a_m
+        else:
+            d = p.R_m * p.tau_syn / (p.tau_syn - p.tau_m) * (a_s - a_m)
+        offset = p.v_leak
+        du, tau_syn = 1.0 - a_s, p.tau_syn
+        u_scale, wfac = d / a_s, d  # u before the first step holds d I_0 / a_s
+        bias = dv * p.R_m * (p.I_bias + i_ext)
+        u0 = u_scale * init["I"]
+        input_drop = 0
+        reset_mode = 1 if p.reset_mode == "subtract" else 0
+        v_reset = 0.0 if reset_mode else p.v_reset - p.v_leak
+    plain = n_ref == 0 and input_drop == 0 and reset_mode == 0 and v_reset == 0.0
+    return LoweredPopulation(
+        name=pop.name, size=pop.size, model=pop.model, process="LIF" if plain else "NDLIF",
+        du=float(du), dv=float(dv), vth=float(p.v_th - offset), bias=np.broadcast_to(bias, (pop.size,)).astype(float),
+        v_reset=float(v_reset), reset_mode=reset_mode, refractory_steps=n_ref, input_drop=input_drop,
+        v_offset=float(offset), u_scale=float(u_scale), weight_factor=float(wfac),
+        v0=init["v"] - offset, u0=u0, tau_m=float(p.tau_m), tau_syn=tau_syn, dt=dt)
+
+
+def lower(net: Network) -> LoweredNetwork:
+    """Float Lava parameters for every node. Raises :class:`Unsupported` for the first node
+    that cannot be lowered (call :func:`unsupported_nodes` for all of them)."""
+    bad = unsupported_nodes(net)
+    if bad:
+        raise bad[0]
+    dt, steps = net.simulation.dt, net.simulation.steps
+    eps = endpoints(net)
+    currents = _constant_currents(net)
+    low = LoweredNetwork(net.name, dt, steps)
+    for pop in net.populations:
+        low.populations[pop.name] = lower_population(net, pop, currents.get(pop.name))
+    for s in net.stimuli:
+        if isinstance(s, (PoissonStimulus, SpikeTimesStimulus)) or (isinstance(s, ArrayStimulus) and s.encoding == "rate"):
+            idx, k = mat.source_spikes(net, s)
+            data = np.zeros((s.size, steps), dtype=bool)
+            data[idx, k] = True
+            low.sources[s.name] = LoweredSource(s.name, s.size, data)
+    for pr in net.projections:
+        syn = mat.synapses(net, pr)
+        tgt = low.populations[pr.target]
+        low.projections[pr.name] = LoweredProjection(
+            pr.name, pr.source, pr.target, syn.i, syn.j, syn.w * tgt.weight_factor, syn.delay_steps, pr.sign,
+            eps[pr.source].size, eps[pr.target].size, syn.w)
+    return low
