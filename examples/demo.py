@@ -64,7 +64,13 @@ def main() -> int:
             got = Result.load(d / "result.npz")
             same = sum(int(np.array_equal(ref.spikes[k].t, got.spikes[k].t) and np.array_equal(ref.spikes[k].i, got.spikes[k].i))
                        for k in ref.spikes)
-            print(f"   {stem} on {target}: {same}/{len(ref.spikes)} spike probes identical to Brian2")
+            line = f"   {stem} on {target}: {same}/{len(ref.spikes)} spike probes identical to Brian2"
+            if same < len(ref.spikes):
+                k = next(iter(ref.spikes))
+                line += (f" ({k}: Brian2 {np.round(ref.spikes[k].t[:4] * 1e3, 1).tolist()} ms, "
+                         f"{target} {np.round(got.spikes[k].t[:4] * 1e3, 1).tolist()} ms: Loihi's 12-bit decay "
+                         "makes tau_m 2 % longer, see quantization.json)")
+            print(line)
     print("\n== neurodeploy compile models/ei_network.yaml --target loihi2-sim")
     rc |= cli.main(["compile", shown(ROOT / "models" / "ei_network.yaml"), "--target", "loihi2-sim",
                     "-o", str(out / "ei_network-loihi2-sim")])

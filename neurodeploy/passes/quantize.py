@@ -15,7 +15,8 @@ potential (``HEADROOM`` times its largest expected magnitude) inside 24 bits. Th
 weights        ``w_int = round(w K / (64 2**e))`` with ``e`` the smallest exponent that fits
                the largest weight in 8 bits; mixed sign rounds to even (Lava drops the LSB)
 ``vth``        ``vth_mant = round(vth K / 64)``
-``bias``       ``bias_mant 2**bias_exp = round(bias K)``, smallest ``bias_exp`` that fits
+``bias``       ``bias_mant 2**bias_exp = round(bias (dv_eff/dv) K)``, smallest ``bias_exp``
+               that fits; the factor keeps the steady state ``bias/dv`` despite ``dv``'s rounding
 ``du``         ``clip(round(du 4096) - 1, 0, 4095)`` (the chip adds 1 back)
 ``dv``         ``clip(round(dv 4096), 0, 4095)``
 ``v``, ``u``   ``round(x K)``; ``v_reset`` likewise (neurodeploy's NDLIF neuron)
@@ -105,7 +106,7 @@ def choose_scale(pop: LoweredPopulation, incoming: list[LoweredProjection]) -> t
         raise CompileError(f"population '{pop.name}': the threshold must lie above the resting/leak potential "
                            f"for Loihi (v_th - v_rest = {pop.vth:g} V)")
     limits["threshold mantissa (17 bits)"] = VTH_MANT_MAX * 64 / pop.vth
-    bmax = float(np.abs(pop.bias).max(initial=0.0))
+    bmax = float(np.abs(pop.bias).max(initial=0.0)) * 1.05  # room for the dv_eff/dv bias correction
     if bmax > 0:
         limits["bias (13-bit mantissa, exp <= 7)"] = BIAS_MANT_MAX * 2**BIAS_EXP_MAX / bmax
     for pr in incoming:
@@ -137,7 +138,11 @@ def quantize(low: LoweredNetwork) -> Quantized:
         vth_i = int(np.rint(pop.vth * K / 64))
         entries.append(_entry("vth", pop.vth, vth_i, vth_i * 64 / K, "V", clipped=vth_i > VTH_MANT_MAX,
                               note="effective vth_mant * 64 / K"))
-        scaled = pop.bias * K
+        # The bias sets the steady state v_inf = bias / dv. Scale it by dv_eff / dv so that the
+        # quantized decay keeps v_inf (and so the firing threshold crossing) where it was; only the
+        # time constant then changes.
+        bias_target = pop.bias * (dv_eff / pop.dv) if pop.dv > 0 else pop.bias
+        scaled = bias_target * K
         # per neuron: the smallest exponent whose mantissa fits
         exps = np.zeros(pop.size, dtype=np.int64)
         for e in range(BIAS_EXP_MAX, -1, -1):
@@ -151,8 +156,9 @@ def quantize(low: LoweredNetwork) -> Quantized:
             k = int(np.argmax(np.abs(pop.bias)))
             entries.append(_entry("bias", pop.bias[k], {"mant": int(mant[k]), "exp": int(exps[k])}, bias_eff[k], "V/step",
                                   clipped=bool(bias_clip.any()),
-                                  note=f"largest of {pop.size}; max rel error over neurons "
-                                       f"{float(np.max(np.abs(bias_eff - pop.bias) / np.maximum(np.abs(pop.bias), 1e-300))):.2e}"))
+                                  note=f"largest of {pop.size}; scaled by dv_eff/dv = {dv_eff / pop.dv:.5f} to keep "
+                                       f"v_inf = bias/dv; max rel error of v_inf over neurons "
+                                       f"{float(np.max(np.abs(bias_eff / dv_eff - pop.bias / pop.dv) / np.maximum(np.abs(pop.bias / pop.dv), 1e-300))):.2e}"))
         vr_i = int(np.rint(pop.v_reset * K))
         if pop.process == "NDLIF":
             entries.append(_entry("v_reset", pop.v_reset, vr_i, vr_i / K, "V"))

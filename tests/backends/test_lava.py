@@ -121,9 +121,10 @@ def test_quantize_bias_uses_the_smallest_exponent_that_fits():
     low.populations["p"] = _pop(vth=1.0, bias=0.01)
     q = quantize(low)
     p = q.populations["p"]
-    scaled = 0.01 * p.K  # 20971.5: needs exp 3 (20971.5 / 8 = 2621.4 <= 4095; / 4 = 5242.9 > 4095)
+    # dv = 0.1 -> 410/4096; the bias is scaled by dv_eff/dv = 1.0009765625 to keep bias/dv
+    scaled = 0.01 * (410 / 4096 / 0.1) * p.K  # 20991.98: exp 3 (/8 = 2624.0 <= 4095; /4 = 5248 > 4095)
     assert int(p.bias_exp[0]) == 3
-    assert int(p.bias_mant[0]) == round(scaled / 8)
+    assert int(p.bias_mant[0]) == round(scaled / 8) == 2624
 
 
 def test_quantize_flags_weights_that_vanish():
