@@ -26,6 +26,8 @@ from .lowering import LoweredNetwork, Unsupported, _constant_currents, lower, un
 
 #: use Sparse connections when at most this fraction of the (post, pre) matrix is non-zero
 SPARSE_BELOW = 0.2
+#: never build a dense (n_post, n_pre) matrix larger than this (elements)
+DENSE_MAX_ELEMENTS = 50_000_000
 
 
 @dataclass
@@ -125,7 +127,7 @@ def _simulate(low: LoweredNetwork, q, net: Network) -> dict:
         else:
             Wm, extra = pr.matrix(), {}
         density = Wm.nnz / max(Wm.shape[0] * Wm.shape[1], 1)
-        use_sparse = density <= SPARSE_BELOW
+        use_sparse = density <= SPARSE_BELOW or Wm.shape[0] * Wm.shape[1] > DENSE_MAX_ELEMENTS
         W = None if use_sparse else Wm.toarray()
         if use_sparse:
             if pr.delay_steps:

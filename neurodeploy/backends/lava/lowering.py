@@ -35,6 +35,8 @@ from ...ir.verify import endpoints
 from ...neurons import get_neuron
 
 SUPPORTED_MODELS = ("lif", "cuba_lif")
+#: bound on the (neurons x steps) spike array a Lava RingBuffer source holds in memory
+RINGBUFFER_MAX_CELLS = 200_000_000
 
 
 @dataclass
@@ -213,6 +215,13 @@ def lower(net: Network) -> LoweredNetwork:
         low.populations[pop.name] = lower_population(net, pop, currents.get(pop.name))
     for s in net.stimuli:
         if isinstance(s, (PoissonStimulus, SpikeTimesStimulus)) or (isinstance(s, ArrayStimulus) and s.encoding == "rate"):
+            if s.size * steps > RINGBUFFER_MAX_CELLS:
+                from ...errors import CompileError
+
+                raise CompileError(
+                    f"stimulus '{s.name}': Lava's RingBuffer holds {s.size} x {steps} = {s.size * steps:.3g} "
+                    f"(neuron, step) cells, more than {RINGBUFFER_MAX_CELLS:.0e}; run fewer steps on Lava, "
+                    "or use the brian2 target for long runs")
             idx, k = mat.source_spikes(net, s)
             data = np.zeros((s.size, steps), dtype=bool)
             data[idx, k] = True
