@@ -201,6 +201,8 @@ def _print_compiled(compiled) -> None:
         print(report_table(compiled.quantized.report))
     if compiled.coremap is not None:
         print(compiled.coremap.table())
+    for w in getattr(low, "warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def cmd_run(args) -> int:

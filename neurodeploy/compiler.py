@@ -115,7 +115,7 @@ def write(compiled: Compiled, net: Network, out_dir: str | Path) -> dict[str, Pa
         "processes": {n: p.process for n, p in low.populations.items()},
         "scales_K_per_volt": {n: p.K for n, p in q.populations.items()} if q is not None else None,
         "v_offsets_V": {n: p.v_offset for n, p in low.populations.items()},
-        "timings_s": compiled.timings, "versions": versions(),
+        "timings_s": compiled.timings, "versions": versions(), "warnings": list(low.warnings),
         "files": {k: v.name for k, v in files.items()},
     }
     files["manifest"] = atomic_write_json(out / "manifest.json", manifest)

@@ -111,6 +111,8 @@ def choose_scale(pop: LoweredPopulation, incoming: list[LoweredProjection]) -> t
         limits["bias (13-bit mantissa, exp <= 7)"] = BIAS_MANT_MAX * 2**BIAS_EXP_MAX / bmax
     for pr in incoming:
         wmax = float(np.abs(pr.matrix().data).max(initial=0.0))
+        if pr.plasticity is not None:
+            wmax = max(wmax, abs(pr.factor) * pr.plasticity["w_max"])
         if wmax > 0:
             limits[f"weights of '{pr.name}' (8 bits, weight_exp <= 7)"] = _mag_max(pr.sign) * 64 * 2**WEXP_MAX / wmax
     which = min(limits, key=limits.get)
@@ -184,7 +186,10 @@ def quantize(low: LoweredNetwork) -> Quantized:
         mag = _mag_max(pr.sign)
         M = pr.matrix()  # sparse (n_post, n_pre); quantized element-wise on its non-zeros
         w = M.data
-        wmax = float(np.abs(w).max(initial=0.0)) * K / 64.0
+        w_top = float(np.abs(w).max(initial=0.0))
+        if pr.plasticity is not None:  # room for learned weights up to w_max
+            w_top = max(w_top, abs(pr.factor) * pr.plasticity["w_max"])
+        wmax = w_top * K / 64.0
         e = _weight_exp(wmax, mag)
         scaled = w * K / 64.0 / 2.0**e
         if pr.sign == "mixed":
@@ -211,6 +216,7 @@ def quantize(low: LoweredNetwork) -> Quantized:
             "rel_error_max": float(rel.max(initial=0.0)), "rel_error_mean": float(rel.mean()) if len(rel) else 0.0,
             "zeroed": zeroed, "clipped": clipped,
             "effective_lsb_V": 2.0**e * 64 / K,
+            "plastic": pr.plasticity is not None,
         })
     q.report = {"pass": "quantize", "rounding": "nearest (ties to even)", "populations": rep_pops,
                 "projections": rep_projs,

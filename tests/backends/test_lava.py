@@ -184,3 +184,65 @@ def test_unsupported_nodes_are_named(tmp_path, capsys):
     rc = cli.main(["run", str(spec), "--target", "lava", "-o", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 3 and "'ramp'" in err and "constant" in err
+
+
+def _stdp_pair(delta_ms: float):
+    """An isolated pre/post pair on a plastic projection (the post neuron is made to fire by a
+    separate strong input); delta = t_post - t_pre."""
+    from neurodeploy.ir import (Network, PlasticityRule, Population, Probe, Projection, Simulation,
+                                SpikeTimesStimulus, Weights, verify)
+
+    params = {"tau_pre": 20e-3, "tau_post": 20e-3, "a_plus": 0.01e-3, "a_minus": 0.0105e-3,
+              "w_min": 0.0, "w_max": 1e-3}
+    dt, t_drive = 1e-3, 0.04
+    t_pre = t_drive + dt - delta_ms * 1e-3  # the post neuron fires one step after its drive
+    net = verify(Network(
+        name="stdp_pair", simulation=Simulation(dt, 100, 0),
+        populations=(Population("post", 1, "lif", {"t_ref": 2e-3}),),
+        stimuli=(SpikeTimesStimulus("pre", 1, (0,), (t_pre,)), SpikeTimesStimulus("driver", 1, (0,), (t_drive,))),
+        projections=(Projection("plastic", "pre", "post", Weights("constant", {"value": 0.1e-3}, unit="volt"),
+                                sign="excitatory", plasticity=PlasticityRule("stdp", params)),
+                     Projection("drive", "driver", "post", Weights("constant", {"value": 30e-3}, unit="volt"))),
+        probes=(Probe("w", "plastic", "weights"), Probe("post", "post", "spikes"), Probe("pre", "pre", "spikes"))))
+    return net, params
+
+
+@pytest.mark.parametrize("delta_ms", [-20, -5, 5, 20])
+def test_stdp_on_lava_moves_weights_as_the_reference_does(delta_ms):
+    from neurodeploy.compiler import compile_network
+    from neurodeploy.plasticity.stdp import PairSTDP
+
+    net, params = _stdp_pair(delta_ms)
+    ref = reference.simulate(net)
+    assert ref.spikes["post"].t[0] - ref.spikes["pre"].t[0] == pytest.approx(delta_ms * 1e-3)
+    exact = float(PairSTDP.window(PairSTDP.Params(**params), delta_ms * 1e-3))
+    dw = {}
+    for t in ("lava", "loihi2-sim"):
+        r = run(net, load_target(t))
+        np.testing.assert_array_equal(r.spikes["post"].t, ref.spikes["post"].t)
+        w = r.traces["w"].values[:, 0]
+        dw[t] = w[-1] - w[0]
+    ref_w = ref.traces["w"].values[:, 0]
+    assert ref_w[-1] - ref_w[0] == pytest.approx(exact, rel=1e-9)
+    # float: exact (same trace form, no timing offset)
+    assert dw["lava"] == pytest.approx(exact, rel=1e-9)
+    # fixed point: the weight is an 8-bit mantissa, stochastically rounded after each update
+    proj = compile_network(net, load_target("loihi2-sim")).quantized.report["projections"]
+    lsb = next(p for p in proj if p["projection"] == "plastic")["effective_lsb_V"]
+    lsb /= float(np.exp(-1e-3 / 20e-3))  # Lava-float units -> neurodeploy weight units (lif factor)
+    assert abs(dw["loihi2-sim"] - exact) <= 1.01 * lsb, (dw["loihi2-sim"], exact, lsb)
+
+
+def test_plastic_projection_limits_are_named(tmp_path, capsys):
+    from neurodeploy import cli
+
+    spec = tmp_path / "delayed.yaml"
+    spec.write_text(
+        "neurodeploy: 1\nname: d\nsimulation: {dt: 1 ms, steps: 20}\n"
+        "populations: [{name: p, size: 2, model: lif}]\n"
+        "stimuli: [{name: s, kind: poisson, size: 2, rate: 50 Hz}]\n"
+        "projections:\n  - {source: s, target: p, weights: 1 mV, delay: 2 ms, sign: excitatory,\n"
+        "     plasticity: {rule: stdp, params: {a_plus: 0.1 mV, a_minus: 0.1 mV, w_max: 2 mV}}}\n")
+    rc = cli.main(["run", str(spec), "--target", "lava", "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 3 and "delay" in err and "LearningDense" in err

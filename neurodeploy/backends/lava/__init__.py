@@ -12,6 +12,7 @@ converted to SI units.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from ...neurons import get_neuron
 from ...result import Result, SpikeTrains, Trace
 from ...targets import Target
 from .lowering import LoweredNetwork, Unsupported, _constant_currents, lower, unsupported_nodes
+
+log = logging.getLogger("neurodeploy.lava")
 
 #: use Sparse connections when at most this fraction of the (post, pre) matrix is non-zero
 SPARSE_BELOW = 0.2
@@ -59,6 +62,16 @@ def compile_network(net: Network, target: Target):
         from ...passes.quantize import quantize
 
         q = quantize(low)
+    from .learning import stdp_bounds
+
+    for pr in low.projections.values():
+        if pr.plasticity is None:
+            continue
+        scale = None
+        if q is not None:
+            scale = q.populations[pr.target].K / (64 * 2.0**q.projections[pr.name].weight_exp)
+        for problem in stdp_bounds(pr.plasticity, pr.factor, q is not None, scale).problems:
+            low.warnings.append(f"projection '{pr.name}': {problem}")
     return low, q
 
 
@@ -79,8 +92,36 @@ def run(net: Network, target: Target, options: LavaOptions | None = None) -> Res
     res = _result(net, low, q, target, data, wall)
     res.versions = versions()
     res.options = {"select_tag": "fixed_pt" if q else "floating_pt", "processes": {
-        p.name: p.process for p in low.populations.values()}}
+        p.name: p.process for p in low.populations.values()}, "warnings": low.warnings}
+    for w in low.warnings:
+        log.warning("warning: %s", w)
     return res
+
+
+def _learning_dense(pr, q, dt: float, procs: dict):
+    """A plastic projection as a LearningDense with neurodeploy's pair-STDP rule (.learning)."""
+    from lava.proc.dense.process import LearningDense
+    from lava.utils.weightutils import SignMode
+
+    from .learning import stdp_bounds, stdp_rule
+
+    fixed = q is not None
+    if fixed:
+        qp = q.projections[pr.name]
+        K = q.populations[pr.target].K
+        scale = K / (64 * 2.0**qp.weight_exp)
+        W = qp.weights.toarray()
+        extra = dict(weight_exp=qp.weight_exp, num_weight_bits=qp.num_weight_bits)
+    else:
+        scale, W, extra = None, pr.dense(), {}
+    bounds = stdp_bounds(pr.plasticity, pr.factor, fixed, scale)
+    rule = stdp_rule(pr.plasticity, dt, pr.factor, fixed, scale)
+    mode = SignMode.EXCITATORY if bounds.sign_mode == "excitatory" else SignMode.INHIBITORY
+    conn = LearningDense(weights=W, learning_rule=rule, sign_mode=mode, **extra)
+    procs[pr.source].s_out.connect(conn.s_in)
+    conn.a_out.connect(procs[pr.target].a_in)
+    procs[pr.target].s_out.connect(conn.s_in_bap)  # the post spikes the learning rule needs
+    return conn
 
 
 def _simulate(low: LoweredNetwork, q, net: Network) -> dict:
@@ -117,7 +158,11 @@ def _simulate(low: LoweredNetwork, q, net: Network) -> dict:
         data = np.zeros((src.size, steps), dtype=np.int32)
         data[:, : low.steps] = src.spikes
         procs[src.name] = RingBuffer(data=data)
+    conns = {}
     for pr in low.projections.values():
+        if pr.plasticity is not None:
+            conns[pr.name] = _learning_dense(pr, q, low.dt, procs)
+            continue
         if fixed:
             qp = q.projections[pr.name]
             Wm = qp.weights
@@ -142,6 +187,7 @@ def _simulate(low: LoweredNetwork, q, net: Network) -> dict:
             conn = Dense(weights=W, **extra)
         procs[pr.source].s_out.connect(conn.s_in)
         conn.a_out.connect(procs[pr.target].a_in)
+        conns[pr.name] = conn
     probes = {}
     for name in low.populations:
         m = Monitor()
@@ -159,14 +205,21 @@ def _simulate(low: LoweredNetwork, q, net: Network) -> dict:
         m.probe(getattr(procs[target], lava_var), steps)
         monitors.append(m)
         probes[(target, var)] = m
+    for pb in net.probes:
+        if pb.variable == "weights" and low.projections[pb.target].plasticity is not None \
+                and (pb.target, "weights") not in probes:
+            m = Monitor()
+            m.probe(conns[pb.target].weights, steps)
+            monitors.append(m)
+            probes[(pb.target, "weights")] = m
     anchor = next(iter(procs.values()))
     try:
         anchor.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt"))
         out = {}
         for (target, var), m in probes.items():
             data = m.get_data()
-            proc_name = procs[target].name
-            port = "s_out" if var == "spikes" else {"v": "v", "I": "u"}[var]
+            proc_name = conns[target].name if var == "weights" else procs[target].name
+            port = "s_out" if var == "spikes" else {"v": "v", "I": "u", "weights": "weights"}[var]
             out[(target, var)] = np.asarray(data[proc_name][port], dtype=float)
     finally:
         anchor.stop()
@@ -193,6 +246,24 @@ def _lif_input_of_step(pop, data: dict, K: float, q, low: LoweredNetwork, steps:
     return np.where(used, u_next / a, 0.0)
 
 
+def _weight_trace(pb, low: LoweredNetwork, q, data: dict, steps: int, dt: float) -> Trace:
+    """Effective (signed) weights in SI, per synapse in (i, j) order, as the reference records."""
+    pr = low.projections[pb.target]
+    period = max(1, int(round((pb.period or dt) / dt)))
+    rows = np.arange(0, steps, period)
+    idx = np.arange(len(pr.i)) if pb.indices is None else np.asarray(pb.indices)
+    if pr.plasticity is None:  # static: the materialised weights at every sample
+        vals = np.broadcast_to(pr.w_si[idx], (len(rows), len(idx))).copy()
+    else:
+        W = data[(pb.target, "weights")][:steps].reshape(-1, pr.n_tgt, pr.n_src)  # Lava's (post, pre)
+        lava_w = W[rows][:, pr.j[idx], pr.i[idx]]
+        if q is not None:
+            lava_w = lava_w * 2.0**q.projections[pr.name].weight_exp * 64 / q.populations[pr.target].K
+        vals = lava_w / abs(pr.factor)  # w_lava = (target factor > 0) x effective weight
+    unit = get_neuron(low.populations[pr.target].model).weight_unit
+    return Trace(pb.target, "weights", unit, rows * dt, idx, vals)
+
+
 def _result(net: Network, low: LoweredNetwork, q, target: Target, data: dict, wall: float) -> Result:
     dt, steps = low.dt, low.steps
     res = Result(net.name, "lava", target.name, dt, steps, net.simulation.seed, wall_time_s=wall)
@@ -213,7 +284,8 @@ def _result(net: Network, low: LoweredNetwork, q, target: Target, data: dict, wa
         if pb.variable == "spikes":
             continue
         if pb.variable == "weights":
-            raise NotImplementedYet("weight probes on Lava targets are not implemented yet")
+            res.traces[pb.name] = _weight_trace(pb, low, q, data, steps, dt)
+            continue
         pop = low.populations[pb.target]
         K = q.populations[pb.target].K if q is not None else 1.0
         period = max(1, int(round((pb.period or dt) / dt)))

@@ -76,6 +76,8 @@ class LoweredProjection:
     n_src: int
     n_tgt: int
     w_si: np.ndarray  # the effective weights in the spec's unit, for reports
+    plasticity: dict | None = None  # stdp parameters (SI) for a plastic projection
+    factor: float = 1.0  # w_lava = factor * w_si (the target's weight factor; negative if inhibitory)
 
     def matrix(self):
         """(n_post, n_pre) sparse matrix, as Lava wants it (repeated pairs summed)."""
@@ -102,6 +104,7 @@ class LoweredNetwork:
     populations: dict[str, LoweredPopulation] = field(default_factory=dict)
     projections: dict[str, LoweredProjection] = field(default_factory=dict)
     sources: dict[str, LoweredSource] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what the lowering cannot reproduce exactly
 
 
 class Unsupported(Exception):
@@ -127,8 +130,20 @@ def unsupported_nodes(net: Network) -> list[Unsupported]:
         if isinstance(s, ArrayStimulus) and s.encoding in ("value", "current"):
             out.append(Unsupported(s.name, f"array stimuli with encoding '{s.encoding}' have no Lava lowering yet"))
     for pr in net.projections:
-        if pr.plasticity is not None:
-            out.append(Unsupported(pr.name, f"plasticity ('{pr.plasticity.rule}') is not lowered to Lava's learning engine yet"))
+        pl = pr.plasticity
+        if pl is None:
+            continue
+        if pl.rule != "stdp":
+            out.append(Unsupported(pr.name, f"plasticity rule '{pl.rule}' has no Lava lowering"))
+        elif pl.params.get("multiplicative"):
+            out.append(Unsupported(pr.name, "multiplicative (soft-bound) STDP has no lowering to Lava's learning engine"))
+        elif mat.delay_steps(pr.delay, net.simulation.dt) > 0:
+            out.append(Unsupported(pr.name, "plastic projections with a delay: Lava's LearningDense has no delays"))
+        elif pl.params.get("w_min", 0.0) != 0.0:
+            out.append(Unsupported(pr.name, "STDP with w_min != 0: Lava's learning engine only saturates weights at 0"))
+        elif pr.sign == "mixed" and pr.weights.kind in ("normal", "inline", "file"):
+            out.append(Unsupported(pr.name, "plastic projections on Lava need sign: excitatory or inhibitory "
+                                            "(the learning engine keeps one sign)"))
     for b in net.blocks:
         out.append(Unsupported(b.name, "blocks must be expanded first (the expand pass lands with the iP-VAE issue)"))
     return out
@@ -229,7 +244,8 @@ def lower(net: Network) -> LoweredNetwork:
     for pr in net.projections:
         syn = mat.synapses(net, pr)
         tgt = low.populations[pr.target]
+        plastic = dict(pr.plasticity.params) if pr.plasticity is not None else None
         low.projections[pr.name] = LoweredProjection(
             pr.name, pr.source, pr.target, syn.i, syn.j, syn.w * tgt.weight_factor, syn.delay_steps, pr.sign,
-            eps[pr.source].size, eps[pr.target].size, syn.w)
+            eps[pr.source].size, eps[pr.target].size, syn.w, plastic, tgt.weight_factor * syn.sign)
     return low

@@ -1,0 +1,321 @@
+r"""neurodeploy's pair STDP (:class:`~neurodeploy.plasticity.stdp.PairSTDP`) on Lava's learning
+engine.
+
+:func:`stdp_rule` builds the ``Loihi2FLearningRule`` for a ``LearningDense`` that carries a
+plastic projection; :func:`stdp_encoding` computes its parameters without importing Lava, and
+:func:`stdp_bounds` states how the weight bounds are (or are not) enforced. All three were worked
+out by experiment against lava-nc 0.10.0's CPU models (``PyLearningDenseModelFloat``, tag
+``floating_pt``, and ``PyLearningDenseModelBitApproximate``, tag ``fixed_pt``);
+``tests/backends/test_lava_learning.py`` checks them.
+
+The rule
+--------
+With ``t_epoch = 1`` (learning every step, as Brian2's event-driven updates)::
+
+    dw = s * (y0 * x1  -  x0 * y1  +  x0 * y2)          s = sign(weight_factor)
+
+    x1: pre trace,  impulse A+ = |f| a_plus  (float)   decays by exp(-dt/tau_pre)  per step
+    y1: post trace, impulse A- = |f| a_minus (float)   decays by exp(-dt/tau_post) per step
+    y2: post trace, impulse A-, tau = 1e-3 steps, i.e. it holds A- in the post spike's own step
+        and is 0 from the next step on (exp(-1000) == 0.0)
+
+``y0 * x1`` is the potentiation at a post spike (the pre trace read at the post spike, including a
+pre spike of the same step); ``x0 * y1`` the depression at a pre spike. Lava reads ``y1`` at the
+pre spike *including* a post impulse of that same step; Brian2 (neurodeploy's reference, see
+``backends/brian2._stdp``) runs the ``on_pre`` pathway before ``on_post``, so its depression uses
+the post trace *before* that step's post spike. ``+ x0 * y2`` removes exactly that impulse.
+Amplitudes ride on the trace impulses, not on the rule's constants: Lava's constants are
+``mantissa * 2**exp`` with ``|mantissa| <= 7`` (what ``STDPLoihi``'s ``float_to_literal`` does:
+0.3 becomes 2**-2), impulses are plain floats in floating point.
+
+What matches (measured)
+-----------------------
+* **Timing offset: 0 steps.** A LearningDense sees a pre spike in the Lava step the pre neuron (or
+  RingBuffer) emits it, and a post spike in the step the post neuron's ``s_out`` emits it, both
+  before that step's learning phase. neurodeploy step k is Lava step k + 1 for sources and neurons
+  alike, so Lava's pair interval equals neurodeploy's. The weight change is visible after the
+  spike's own step (Monitor row of that step) and first affects the next pre spike's delivery,
+  as in Brian2 (the pre spike of the step itself is delivered with the old weight).
+* **floating_pt: exact.** For ``delta_t = t_post - t_pre`` of +-5 and +-20 ms at dt = 1 ms,
+  ``dw / f`` equals :meth:`PairSTDP.window` to float64 rounding (relative error < 1e-12 seen).
+  There is no trace-decay discretisation error: Lava decays by ``exp(-1/tau_steps)`` per step,
+  which is the continuous exponential sampled on the step grid, and spikes lie on that grid.
+  All-to-all accumulation (traces add up over several spikes) and the update order are Brian2's,
+  so random spike trains match a step-by-step replay of Brian2's event order too.
+* **Coincident pair (delta_t = 0):** ``+a_plus``, as neurodeploy's Brian2 backend gives (its pre
+  pathway runs first). :meth:`PairSTDP.window` returns 0 there; that is the analytic formula's
+  convention, not either simulator's.
+* **fixed_pt: unbiased, quantised.** With ``weight_scale`` = integer weight units per Lava-float
+  weight unit (``K / (64 * 2**weight_exp)`` in :mod:`neurodeploy.passes.quantize`), the targets
+  are ``D+- = |f| * a_plus/minus * weight_scale`` integer units per pair at zero interval. Each
+  is split into an integer impulse ``I <= max_impulse`` (7-bit trace) times a constant
+  ``m * 2**e``: the largest ``I`` whose constant is within 0.5 % of ``D / I``, else the closest
+  (a scan of weight scales gave <= 1.5 % for ``D >= 0.25`` units, <= 0.9 % for ``D >= 2``);
+  ``plus_scale_ratio`` / ``minus_scale_ratio`` report the realised ratio. Traces decay with
+  stochastic rounding and the weight is stochastically rounded to an integer after every update,
+  both unbiased: over many pairs the mean dw equals the window (within 0.5 % over 320 pairs per
+  interval for ``D`` = 45/36 units, impulses 60/48, tau = 20 ms); a single pair scatters by the
+  rounding, about +-0.5 integer unit from the weight plus 1-1.6 trace units (std) from the decay
+  (per-pair std 7.5 % at |delta_t| = 20 ms, 2.6 % at 5 ms there). At ``delta_t = 0`` the trace
+  is exactly the impulse. Product down-shift: none. Lava's bit-approximate engine shifts a
+  product right by ``sum(factor widths) + 4 - 15`` bits (research/loihi_lava.md §3.4), 8x for
+  two-trace products, but every product here has one trace factor (7 + 4 <= 15 bits), so fixed
+  and float use the same constants (measured fixed/float ratio 1, not 1/8). Integer impulses
+  avoid Lava's fractional-impulse rounding quirk (fractions round up twice as often). The
+  random streams: trace rounding from ``rng_seed``; the weight rounding from Lava's own fixed
+  seed, one number per step shared by all synapses.
+* **Neurons:** any neuron whose ``s_out`` is connected to ``LearningDense.s_in_bap`` works: plain
+  ``LIF``, ``LearningLIF`` and neurodeploy's ``NDLIF`` (refractory) were checked. Lava's stock
+  ``LearningLIF`` models do *not* send on ``s_out_bap`` (they only run the LIF step), so wiring
+  ``s_out_bap -> s_in_bap`` deadlocks the run (checked: 5 steps never finished). Connect
+  ``post.s_out`` to ``s_in_bap`` instead (one OutPort may feed several LearningDense).
+
+What does not match, or is not supported
+----------------------------------------
+* **Weight bounds.** The learning engine has no ``[w_min, w_max]`` clip. What it has is the
+  LearningDense ``sign_mode`` saturation (after all products of a step):
+  ``EXCITATORY`` keeps ``w_lava >= 0``, ``INHIBITORY`` keeps ``w_lava <= 0`` (float and fixed),
+  which is neurodeploy's ``w_min = 0`` exactly (weights are magnitudes, the sign is the
+  projection's). ``w_min != 0`` cannot be expressed. ``w_max``: floating point has no upper clip
+  at all; fixed point saturates the 8-bit mantissa at 255 (``num_bits`` is fixed at 8 by the
+  engine, whatever ``num_weight_bits`` the process was given), i.e. at
+  ``255 / (|f| * weight_scale)`` neurodeploy units, which is ``w_max`` only if the quantiser chose
+  ``weight_scale = 255 / (|f| * w_max)``. Gating the updates with ``sgn(w - C)`` does not rescue
+  this: floating-point rules accept only integer constants (a Lava-float weight bound is a
+  fraction of a volt), and in fixed point a ``sgn(w)`` factor counts 9 bits, so the product is
+  shifted right by 5 bits, which breaks the exact cancellation the gate needs. Brian2 clips after
+  each pathway; Lava saturates once per step (only differs when pre and post fire in the same step
+  at a bound). :func:`stdp_bounds` reports all this for a given projection.
+* **multiplicative (soft-bound) STDP:** not lowered (the ``(w_max - w)`` factor needs a
+  non-integer constant in floating point; in fixed point it would need the 5-bit down-shift
+  compensation); raises :class:`~neurodeploy.errors.NotImplementedYet`.
+* **Delays:** Brian2 applies ``on_pre`` at the delayed arrival; LearningDense has no delays, so a
+  plastic projection with ``delay_steps > 0`` has no lowering here.
+* **fixed_pt amplitude range:** ``D`` must lie in about ``[2**-7, 255.99]`` integer units (one
+  product's dw is clipped to ``(2**15 - 1) / 2**7``); ``D`` below ``max_impulse / 128`` forces
+  impulses below ``max_impulse`` (the smallest constant is ``2**-7``), hence coarser traces.
+  Traces saturate at 127, so with impulse ``I`` at most ``127 / I`` recent spikes are summed
+  without clipping (default ``I <= 64``: two). Lava's fixed decay uses floating-point ``exp``
+  and its own random streams; it is *bit-approximate*, not bit-accurate to Loihi 2 (whose decay
+  tables are not public).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...errors import CompileError, NotImplementedYet
+
+__all__ = [
+    "COINCIDENCE_TAU_STEPS",
+    "DEFAULT_MAX_IMPULSE",
+    "StdpBounds",
+    "StdpEncoding",
+    "stdp_bounds",
+    "stdp_encoding",
+    "stdp_rule",
+]
+
+#: decay constant (steps) of the y2 trace that cancels the post impulse of the pre spike's step
+COINCIDENCE_TAU_STEPS = 1e-3
+#: largest fixed-point trace impulse :func:`stdp_encoding` picks by default (traces saturate at 127)
+DEFAULT_MAX_IMPULSE = 64
+#: fixed point: one product's dw is clipped to this many integer weight units
+PRODUCT_MAX = (2**15 - 1) / 2**7
+#: fixed point: largest weight mantissa the learning engine keeps (8 bits, any sign mode)
+MANTISSA_MAX = 255
+_FIT_TOL = 5e-3
+
+
+@dataclass(frozen=True)
+class StdpEncoding:
+    """The learning-engine parameters :func:`stdp_rule` builds its rule from (taus in steps)."""
+
+    dw: str
+    x1_impulse: float
+    x1_tau: float
+    y1_impulse: float
+    y1_tau: float
+    y2_impulse: float
+    y2_tau: float
+    #: realised / wanted amplitude; 1.0 in floating point, quantised constants in fixed point
+    plus_scale_ratio: float
+    minus_scale_ratio: float
+    #: wanted dw of a zero-interval pair: Lava-float units (float) or integer weight units (fixed)
+    plus_target: float
+    minus_target: float
+
+
+@dataclass(frozen=True)
+class StdpBounds:
+    """How a LearningDense enforces neurodeploy's ``[w_min, w_max]`` (see the module docstring)."""
+
+    #: the LearningDense ``sign_mode``: "excitatory" for weight_factor > 0, else "inhibitory"
+    sign_mode: str
+    #: the bounds the engine enforces, in neurodeploy weight units (None: no bound)
+    lower: float
+    upper: float | None
+    w_min_exact: bool
+    w_max_exact: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def _quantise(target: float, max_impulse: int) -> tuple[int, int, int]:
+    """(impulse, mantissa, exponent) with ``impulse * mantissa * 2**exponent ~= target``."""
+    best = None
+    for e in range(-7, 9):
+        for m in range(1, 8):
+            s = m * 2.0**e
+            imp = int(round(target / s))
+            if imp < 1 or imp > max_impulse:
+                continue
+            err = abs(imp * s - target) / target
+            # the largest impulse (trace resolution) whose constant fits within _FIT_TOL (a bias),
+            # else the smallest error
+            good = err <= _FIT_TOL
+            key = (not good, -imp if good else err)
+            if best is None or key < best[0]:
+                best = (key, imp, m, e)
+    if best is None:
+        raise CompileError(f"STDP amplitude {target:.4g} integer weight units per pair is below "
+                           f"what the learning engine can express (impulse 1..{max_impulse} x "
+                           "mantissa 1..7 x 2**-7)")
+    return best[1], best[2], best[3]
+
+
+def _term(sign: int, m: int, e: int, dep: str, trace: str, first: bool) -> str:
+    lit = "" if (m, e) == (1, 0) else (f"{m} * 2^{e} * " if e else f"{m} * ")
+    body = f"{lit}{dep} * {trace}"
+    if first:
+        return body if sign > 0 else f"-{body}"
+    return f" + {body}" if sign > 0 else f" - {body}"
+
+
+def stdp_encoding(params: dict, dt: float, weight_factor: float, fixed: bool,
+                  weight_scale: float | None = None, *,
+                  max_impulse: int = DEFAULT_MAX_IMPULSE) -> StdpEncoding:
+    """The rule string, impulses and taus (in steps) of :func:`stdp_rule`; no Lava import.
+
+    Raises :class:`~neurodeploy.errors.NotImplementedYet` for ``multiplicative`` STDP,
+    :class:`~neurodeploy.errors.CompileError` when a fixed-point amplitude is out of range and
+    :class:`ValueError` for bad arguments.
+    """
+    if params.get("multiplicative"):
+        raise NotImplementedYet("multiplicative (soft-bound) STDP has no lowering to Lava's "
+                                "learning engine")
+    if not dt > 0 or not weight_factor or weight_factor != weight_factor:
+        raise ValueError(f"need dt > 0 and a non-zero weight_factor (got dt={dt}, "
+                         f"weight_factor={weight_factor})")
+    tau_x, tau_y = float(params["tau_pre"]) / dt, float(params["tau_post"]) / dt
+    if not (tau_x > 0 and tau_y > 0):
+        raise ValueError("tau_pre and tau_post must be > 0")
+    ap, am = float(params["a_plus"]), float(params["a_minus"])
+    if ap < 0 or am < 0:
+        raise ValueError("a_plus and a_minus must be >= 0")
+    f = abs(float(weight_factor))
+    sign = 1 if weight_factor > 0 else -1
+    if not fixed:
+        tp, tm = f * ap, f * am
+        (ip, mp, ep, rp), (im, mm, em, rm) = (tp, 1, 0, 1.0), (tm, 1, 0, 1.0)
+    else:
+        if weight_scale is None or not weight_scale > 0:
+            raise ValueError("fixed point needs weight_scale > 0 (integer weight units per "
+                             "Lava-float weight unit)")
+        if not 1 <= int(max_impulse) <= 127:
+            raise ValueError("max_impulse must be in 1..127 (7-bit traces)")
+        tp, tm = f * ap * weight_scale, f * am * weight_scale
+        parts = []
+        for name, t in (("a_plus", tp), ("a_minus", tm)):
+            if t == 0:
+                parts.append((0, 1, 0, 1.0))
+                continue
+            if t > PRODUCT_MAX:
+                raise CompileError(f"STDP {name} is {t:.4g} integer weight units per pair; the "
+                                   "learning engine clips one product's update to "
+                                   f"{PRODUCT_MAX:.4g}")
+            imp, m, e = _quantise(t, int(max_impulse))
+            parts.append((imp, m, e, imp * m * 2.0**e / t))
+        (ip, mp, ep, rp), (im, mm, em, rm) = parts
+    dw = (_term(sign, mp, ep, "y0", "x1", True) + _term(-sign, mm, em, "x0", "y1", False)
+          + _term(sign, mm, em, "x0", "y2", False))
+    return StdpEncoding(dw=dw, x1_impulse=ip, x1_tau=tau_x, y1_impulse=im, y1_tau=tau_y,
+                        y2_impulse=im, y2_tau=COINCIDENCE_TAU_STEPS, plus_scale_ratio=rp,
+                        minus_scale_ratio=rm, plus_target=tp, minus_target=tm)
+
+
+def stdp_rule(params: dict, dt: float, weight_factor: float, fixed: bool,
+              weight_scale: float | None = None, *, rng_seed: int | None = 0,
+              max_impulse: int = DEFAULT_MAX_IMPULSE):
+    """Lava ``Loihi2FLearningRule`` reproducing neurodeploy's pair STDP on a ``LearningDense``.
+
+    Parameters
+    ----------
+    params
+        ``PairSTDP`` parameters in SI: ``tau_pre``, ``tau_post`` (s), ``a_plus``, ``a_minus``,
+        ``w_min``, ``w_max`` (weight unit); ``multiplicative`` must be false. The bounds are not
+        part of the rule (see :func:`stdp_bounds`).
+    dt
+        Simulation step (s); taus become ``tau / dt`` steps.
+    weight_factor
+        ``f`` in ``w_lava = f * w``: the target population's factor times the projection's sign
+        (negative for inhibitory projections, whose Lava weights are ``<= 0``; the rule's signs
+        flip, impulses stay positive).
+    fixed
+        ``False`` for ``floating_pt`` (amplitudes are exact float impulses ``|f| a``), ``True`` for
+        ``fixed_pt`` (integer impulses and ``m * 2**e`` constants, see :func:`stdp_encoding`).
+    weight_scale
+        Fixed point only: integer weight-mantissa units per Lava-float weight unit
+        (``K / (64 * 2**weight_exp)`` for the quantize pass's integers).
+    rng_seed
+        Seed of the fixed-point trace rounding (Lava draws a random seed when None); the weight's
+        stochastic rounding uses Lava's own fixed seed.
+    max_impulse
+        Fixed point: the largest trace impulse to use (1..127); larger means finer traces but less
+        headroom before the 7-bit trace saturates.
+
+    The rule has ``t_epoch = 1`` and uses x1, y1, y2; wire the post neuron's ``s_out`` to the
+    LearningDense's ``s_in_bap`` and give the LearningDense ``sign_mode`` from
+    :func:`stdp_bounds`. Matches ``PairSTDP`` with zero timing offset (exactly in floating point,
+    in expectation in fixed point); limits in the module docstring.
+    """
+    enc = stdp_encoding(params, dt, weight_factor, fixed, weight_scale, max_impulse=max_impulse)
+    from ...compat.lava import ensure_lava_importable
+
+    ensure_lava_importable()
+    from lava.magma.core.learning.learning_rule import Loihi2FLearningRule
+
+    return Loihi2FLearningRule(dw=enc.dw, x1_impulse=enc.x1_impulse, x1_tau=enc.x1_tau,
+                               y1_impulse=enc.y1_impulse, y1_tau=enc.y1_tau,
+                               y2_impulse=enc.y2_impulse, y2_tau=enc.y2_tau, t_epoch=1,
+                               rng_seed=rng_seed)
+
+
+def stdp_bounds(params: dict, weight_factor: float, fixed: bool,
+                weight_scale: float | None = None) -> StdpBounds:
+    """Which of ``w_min`` / ``w_max`` the learning engine enforces for this projection.
+
+    ``lower`` is always 0 (the sign-mode saturation); ``upper`` is None in floating point and
+    ``255 / (|f| weight_scale)`` in fixed point. ``problems`` lists every mismatch in words, for
+    the backend to report or refuse.
+    """
+    f = abs(float(weight_factor))
+    sign_mode = "excitatory" if weight_factor > 0 else "inhibitory"
+    w_min, w_max = float(params.get("w_min", 0.0)), float(params["w_max"])
+    problems = []
+    w_min_exact = w_min == 0.0
+    if not w_min_exact:
+        problems.append(f"w_min = {w_min:g}: Lava's learning engine only saturates at 0 "
+                        f"(sign mode {sign_mode})")
+    if fixed:
+        if weight_scale is None or not weight_scale > 0:
+            raise ValueError("fixed point needs weight_scale > 0")
+        upper = MANTISSA_MAX / (f * weight_scale)
+        w_max_exact = abs(upper - w_max) <= 1e-9 * max(abs(w_max), 1e-300)
+        if not w_max_exact:
+            problems.append(f"w_max = {w_max:g}: fixed point saturates the 8-bit weight mantissa "
+                            f"at {MANTISSA_MAX}, i.e. at w = {upper:g}")
+    else:
+        upper, w_max_exact = None, False
+        problems.append(f"w_max = {w_max:g}: Lava's floating-point learning engine has no upper "
+                        "weight bound")
+    return StdpBounds(sign_mode, 0.0, upper, w_min_exact, w_max_exact, problems)
