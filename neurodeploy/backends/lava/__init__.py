@@ -80,10 +80,17 @@ def run(net: Network, target: Target, options: LavaOptions | None = None) -> Res
     from ..versions import versions
 
     low, q = compile_network(net, target)
+    hardware = target.device == "loihi2"
+    if hardware:
+        custom = [p.name for p in low.populations.values() if p.process == "NDLIF"]
+        if custom:
+            raise NotImplementedYet(
+                f"populations {custom} need neurodeploy's NDLIF neuron (refractoriness/reset rules), which has "
+                "no Loihi 2 microcode; only Lava's own LIF runs on the chip")
     ensure_lava_importable()
     t0 = time.perf_counter()
     try:
-        data = _simulate(low, q, net)
+        data = _simulate(low, q, net, hardware)
     except (BackendError, NotImplementedYet):
         raise
     except Exception as e:
@@ -124,7 +131,7 @@ def _learning_dense(pr, q, dt: float, procs: dict):
     return conn
 
 
-def _simulate(low: LoweredNetwork, q, net: Network) -> dict:
+def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False) -> dict:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import DelayDense, Dense
@@ -214,7 +221,13 @@ def _simulate(low: LoweredNetwork, q, net: Network) -> dict:
             probes[(pb.target, "weights")] = m
     anchor = next(iter(procs.values()))
     try:
-        anchor.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt"))
+        if hardware:  # needs Intel's lava-loihi; never exercised here (no board, no package)
+            from lava.magma.core.run_configs import Loihi2HwCfg
+
+            cfg = Loihi2HwCfg()
+        else:
+            cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt")
+        anchor.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
         out = {}
         for (target, var), m in probes.items():
             data = m.get_data()
