@@ -442,9 +442,12 @@ class _Builder:
     def connectivity(self, node, path) -> ir.Connectivity:
         r = self.r
         if isinstance(node, YScalar):
-            kind = r.choice(node, path, [k for k in CONNECTIVITY if k in ("dense", "one_to_one")], "dense")
-            if kind is None or node.value in ("random", "sparse"):
-                pass
+            if node.value in ("random", "sparse"):
+                example = "{kind: random, p: 0.1}" if node.value == "random" else "{kind: sparse, pairs: [[0, 1]]}"
+                r.error("ND202", node, path, f"'{node.value}' connectivity needs parameters",
+                        f"write connectivity: {example}")
+                return ir.Connectivity("dense")
+            kind = r.choice(node, path, ["dense", "one_to_one"], "dense")
             return ir.Connectivity(kind or "dense")
         m = r.mapping(node, path, ["kind", "p", "allow_self", "pairs", "file", "key"], required=["kind"],
                       what="connectivity")
