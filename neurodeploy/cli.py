@@ -215,6 +215,8 @@ def cmd_run(args) -> int:
                    "progress": not args.json and not args.quiet}
     elif target.backend == "lava":
         options = {"progress": not args.json and not args.quiet}
+    elif target.backend == "torch":
+        options = {"device": args.torch_device, "dtype": args.dtype, "progress": not args.json and not args.quiet}
     if not args.json and not args.quiet:
         extra = ""
         if target.backend == "brian2" and args.device == "runtime":
@@ -357,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     b2.add_argument("--poisson", choices=["shared", "native"], default="shared",
                     help="shared: Poisson inputs drawn once by neurodeploy, identical on every backend "
                          "(default); native: Brian2's PoissonGroup (seeded)")
+    tt = sp.add_argument_group("torch target options (targets torch, loihi2-torch)")
+    tt.add_argument("--torch-device", choices=["auto", "cpu", "cuda"], default="auto",
+                    help="auto = CUDA when a GPU is visible, else the CPU")
+    tt.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                    help="float arithmetic of the torch target (loihi2-torch is always integer)")
 
     sp = add("validate", cmd_validate, "run a target and the reference on the same inputs and compare them",
              "neurodeploy validate models/single_lif.yaml --target loihi2-sim --reference brian2 -o out/val")

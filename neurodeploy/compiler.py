@@ -45,9 +45,9 @@ class Compiled:
 
 def compile_network(net: Network, target: Target) -> Compiled:
     verify(net)
-    if target.backend != "lava":
-        raise NotImplementedYet(f"compiling for the '{target.backend}' backend is not implemented yet "
-                                "(`neurodeploy run` simulates brian2 targets directly)")
+    if target.backend not in ("lava", "torch") or (target.backend == "torch" and target.number_format != "fixed"):
+        raise NotImplementedYet(f"compiling for target '{target.name}' ({target.backend}, {target.number_format}) "
+                                "is not implemented yet (`neurodeploy run` simulates it directly)")
     from .backends.lava import compile_network as lava_compile
 
     t0 = time.perf_counter()

@@ -37,6 +37,10 @@ def simulate(net: Network, target: Target, **backend_options) -> Result:
         if target.device == "loihi2":
             require_loihi2_hardware()
         return lava_run(net, target, LavaOptions(**backend_options))
+    if target.backend == "torch":
+        from .backends.torch import TorchOptions, run as torch_run
+
+        return torch_run(net, target, TorchOptions(**backend_options))[0]
     from .backends import require_backend
 
     require_backend(target.backend, f"running '{net.name}' on target '{target.name}'")

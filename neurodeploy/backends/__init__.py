@@ -76,7 +76,8 @@ def torch_status() -> BackendInfo:
             dev = "CPU only (no CUDA device visible)"
     except Exception as e:  # a broken torch install must not break `info`
         return BackendInfo("torch", False, f"torch {v} fails to import: {e}", issue="GPU fallback backend")
-    return BackendInfo("torch", True, f"torch {v}; device: {dev}", issue="GPU fallback backend")
+    return BackendInfo("torch", True, f"torch {v}; device: {dev}", implemented=True,
+                       issue="GPU fallback backend")
 
 
 def backend_statuses() -> list[BackendInfo]:

@@ -80,7 +80,7 @@ def test_check_invalid_writes_no_ir(tmp_path, capsys):
     assert f"{bad}:5:" in err and "ND205" in err
 
 
-@pytest.mark.parametrize("cmd, target", [("compile", "brian2"), ("compile", "torch"), ("run", "torch"),
+@pytest.mark.parametrize("cmd, target", [("compile", "brian2"), ("compile", "torch"), ("deploy", "brian2"),
                                          ("deploy", "torch")])
 def test_unlanded_commands_say_so_with_exit_3(cmd, target, tmp_path, capsys):
     rc, _, err = run([cmd, "models/single_lif.yaml", "--target", target, "-o", str(tmp_path / "o")], capsys)

@@ -277,13 +277,17 @@ def _weight_trace(pb, low: LoweredNetwork, q, data: dict, steps: int, dt: float)
     return Trace(pb.target, "weights", unit, rows * dt, idx, vals)
 
 
-def _result(net: Network, low: LoweredNetwork, q, target: Target, data: dict, wall: float) -> Result:
+def _result(net: Network, low: LoweredNetwork, q, target: Target, data: dict, wall: float,
+            counts: dict | None = None) -> Result:
+    """Monitor-style arrays (row m = state after Lava step m + 1) -> a Result in SI units.
+    Shared with the torch backend, which simulates the same Lava form."""
     dt, steps = low.dt, low.steps
     res = Result(net.name, "lava", target.name, dt, steps, net.simulation.seed, wall_time_s=wall)
     spike_probes = {pb.target for pb in net.probes if pb.variable == "spikes"}
     for name, pop in low.populations.items():
-        s = data[(name, "spikes")][:steps] != 0
-        res.counts[name] = s.sum(axis=0).astype(np.int64)
+        raw = data.get((name, "spikes"))
+        s = raw[:steps] != 0 if raw is not None else None
+        res.counts[name] = counts[name].astype(np.int64) if counts is not None else s.sum(axis=0).astype(np.int64)
         if name in spike_probes:
             k, i = np.nonzero(s)
             order = np.lexsort((i, k))
