@@ -125,3 +125,20 @@ def test_cli_run_on_torch(tmp_path, capsys):
     assert rc == 0 and info["summary"]["backend"] == "torch"
     assert info["summary"]["populations"]["stage4"]["spikes"] == 7
     assert (tmp_path / "result.npz").exists()
+
+
+def test_event_driven_delivery_equals_the_reference_and_the_matmul_path(monkeypatch):
+    import neurodeploy.backends.torch as tb
+
+    net = with_all_spike_probes(shorten(nd.load("models/ei_network.yaml"), 400))
+    ref = reference.simulate(net)
+    dense_fixed = torch_run(net, "loihi2-torch")[0]
+    monkeypatch.setattr(tb, "EVENT_DRIVEN_ABOVE", 0)  # every connection event by event
+    got = torch_run(net, dtype="float64")[0]
+    for k in ref.counts:
+        np.testing.assert_array_equal(got.counts[k], ref.counts[k], err_msg=k)
+    np.testing.assert_allclose(got.traces["exc.v"].values, ref.traces["exc.v"].values, rtol=0, atol=1e-9)
+    event_fixed = torch_run(net, "loihi2-torch")[0]
+    for k in dense_fixed.counts:
+        np.testing.assert_array_equal(event_fixed.counts[k], dense_fixed.counts[k])
+    np.testing.assert_array_equal(event_fixed.traces["exc.v"].values, dense_fixed.traces["exc.v"].values)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,8 @@ from ...targets import Target
 SINCE_NEVER = 2**30
 #: connections up to this many (pre x post) elements use a dense matmul, larger ones sparse CSR
 DENSE_MAX_ELEMENTS = 16_000_000
+#: with a single trial, connections above this size deliver event by event (rows of spiking neurons)
+EVENT_DRIVEN_ABOVE = 1_000_000
 UV_MAX = 2**23
 
 
@@ -133,13 +136,22 @@ def run(net: Network, target: Target, options: TorchOptions | None = None) -> li
             else:
                 M, shift = pr.matrix().tocoo(), 0
             wdtype = torch.float64 if fixed else fdtype  # fixed: integer sums, exact in float64
-            if pr.n_tgt * pr.n_src <= DENSE_MAX_ELEMENTS:  # (n_pre, n_post) dense: one matmul per step
+            if B == 1 and pr.n_tgt * pr.n_src > EVENT_DRIVEN_ABOVE:
+                # one trial, a big connection: deliver only the rows of the neurons that spiked
+                c = M.tocsr().T.tocsr()  # source-major (n_pre, n_post)
+                c.sum_duplicates()
+                W = _Rows(torch.tensor(c.indptr, dtype=torch.int64, device=device),
+                          torch.tensor(c.indices, dtype=torch.int64, device=device),
+                          torch.tensor(c.data, dtype=wdtype, device=device), pr.n_tgt)
+            elif pr.n_tgt * pr.n_src <= DENSE_MAX_ELEMENTS:  # (n_pre, n_post) dense: one matmul per step
                 Wd = np.zeros((pr.n_src, pr.n_tgt))
                 np.add.at(Wd, (M.col, M.row), M.data)
                 W = torch.tensor(Wd, dtype=wdtype, device=device)
             else:
-                W = torch.sparse_csr_tensor(*_csr(M), size=(pr.n_tgt, pr.n_src), dtype=wdtype,
-                                            check_invariants=False).to(device)
+                with warnings.catch_warnings():  # "sparse CSR support is in beta": it works for mm
+                    warnings.simplefilter("ignore", UserWarning)
+                    W = torch.sparse_csr_tensor(*_csr(M), size=(pr.n_tgt, pr.n_src), dtype=wdtype,
+                                                check_invariants=False).to(device)
             conns.append((pr.source, pr.target, pr.delay_steps, W, shift))
         rec_v = {pb.target for pb in net.probes if pb.variable in ("v",) and pb.target in low.populations}
         rec_u = {pb.target for pb in net.probes if pb.variable == "I" and pb.target in low.populations}
@@ -160,8 +172,11 @@ def run(net: Network, target: Target, options: TorchOptions | None = None) -> li
                 emitted = m - 1 - d
                 if emitted < 1:
                     continue
-                s = hist[source][emitted % L].to(W.dtype)
-                acc = s @ W if W.layout == torch.strided else (W @ s.T).T  # (B, n_tgt)
+                if isinstance(W, _Rows):
+                    acc = W.deliver(hist[source][emitted % L][0])
+                else:
+                    s = hist[source][emitted % L].to(W.dtype)
+                    acc = s @ W if W.layout == torch.strided else (W @ s.T).T  # (B, n_tgt)
                 if fixed:
                     acc = acc.to(torch.int64)
                     acc = acc << shift if shift >= 0 else acc >> -shift
@@ -216,6 +231,33 @@ def run(net: Network, target: Target, options: TorchOptions | None = None) -> li
                        "batch": B, "trial_seed": seeds[b]}
         results.append(res)
     return results
+
+
+class _Rows:
+    """A source-major CSR connection that delivers only the rows of the neurons that spiked
+    (a vectorised ragged gather + index_add: no loop over neurons or synapses)."""
+
+    def __init__(self, indptr, indices, data, n_post: int):
+        self.indptr, self.indices, self.data, self.n_post = indptr, indices, data, n_post
+        self.dtype = data.dtype
+
+    def deliver(self, spikes):  # spikes: (n_pre,) bool -> (1, n_post)
+        import torch
+
+        out = torch.zeros((1, self.n_post), dtype=self.dtype, device=self.data.device)
+        active = torch.nonzero(spikes).flatten()
+        if active.numel() == 0:
+            return out
+        starts = self.indptr[active]
+        lens = self.indptr[active + 1] - starts
+        total = int(lens.sum())
+        if total == 0:
+            return out
+        first = torch.cumsum(lens, 0) - lens  # position of each row's first synapse in the output
+        pos = torch.arange(total, device=lens.device) - torch.repeat_interleave(first, lens) \
+            + torch.repeat_interleave(starts, lens)
+        out[0].index_add_(0, self.indices[pos], self.data[pos])
+        return out
 
 
 def _csr(M):
