@@ -11,7 +11,6 @@ Stated tolerances:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -25,16 +24,9 @@ from neurodeploy.passes.quantize import quantize
 from neurodeploy.targets import load_target
 
 from ..conftest import MODELS, rel
+from .helpers import shorten, with_all_spike_probes
 
 pytestmark = pytest.mark.lava
-# Lava's CPU simulator is slow (~25-90 ms per step for the E/I network's 13 processes on 2
-# cores): short runs
-STEPS = {"ei_network": 150}
-
-
-def shorten(net, steps=None):
-    steps = steps or STEPS.get(net.name, 600)
-    return dataclasses.replace(net, simulation=dataclasses.replace(net.simulation, steps=min(steps, net.simulation.steps)))
 
 
 def raster(res, net):
@@ -48,14 +40,6 @@ def _cells(res, name, net):
     if s is not None:
         m[s.steps(res.dt), s.i] = True
     return m
-
-
-def with_all_spike_probes(net):
-    from neurodeploy.ir import Probe
-
-    extra = tuple(Probe(f"{p.name}.all_spikes", p.name, "spikes") for p in net.populations
-                  if not any(pb.target == p.name and pb.variable == "spikes" for pb in net.probes))
-    return dataclasses.replace(net, probes=net.probes + extra)
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)

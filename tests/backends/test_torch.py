@@ -9,7 +9,6 @@ exactly equal).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -22,21 +21,7 @@ from neurodeploy.errors import BackendError
 from neurodeploy.targets import load_target
 
 from ..conftest import MODELS, rel
-
-STEPS = {"ei_network": 150}
-
-
-def shorten(net, steps=None):
-    steps = steps or STEPS.get(net.name, 600)
-    return dataclasses.replace(net, simulation=dataclasses.replace(net.simulation, steps=min(steps, net.simulation.steps)))
-
-
-def with_all_spike_probes(net):
-    from neurodeploy.ir import Probe
-
-    extra = tuple(Probe(f"{p.name}.all_spikes", p.name, "spikes") for p in net.populations
-                  if not any(pb.target == p.name and pb.variable == "spikes" for pb in net.probes))
-    return dataclasses.replace(net, probes=net.probes + extra)
+from .helpers import shorten, with_all_spike_probes
 
 
 def torch_run(net, target="torch", **kw):
