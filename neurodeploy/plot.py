@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
-
 from .io import atomic_write_bytes
 from .result import Result
 

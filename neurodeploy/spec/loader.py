@@ -13,7 +13,7 @@ from typing import Any
 
 from ..blocks import BLOCKS
 from ..data import DATASETS, DataError, array_header, dataset_shape
-from ..errors import Diagnostic, SpecError, did_you_mean, format_path, one_of
+from ..errors import Diagnostic, SpecError, format_path, one_of
 from ..ir import nodes as ir
 from ..ir.serialize import to_dict
 from ..ir.verify import CONNECTIVITY, SIGNS, problems

@@ -187,7 +187,6 @@ def _build(net: Network, opts: Brian2Options) -> _Built:
     import brian2 as b2
 
     dt = net.simulation.dt * b2.second
-    steps = net.simulation.steps
     eps = endpoints(net)
     objects, groups, synapses, smons, tmons = [], {}, {}, {}, {}
     drives = mat.current_drives(net)
