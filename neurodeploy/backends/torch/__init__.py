@@ -166,7 +166,11 @@ def run(net: Network, target: Target, options: TorchOptions | None = None) -> li
         for n in rec_u:
             out[(n, "I")] = torch.zeros((steps, B, low.populations[n].size), dtype=torch.float64, device=device)
 
-        for m in range(1, steps + 1):  # Lava time steps
+        from tqdm import tqdm
+
+        # a bar only for runs that last (tqdm's delay), never for --json / --quiet
+        for m in tqdm(range(1, steps + 1), desc="torch", unit="step", leave=False, delay=2.0,
+                      disable=not opts.progress):  # Lava time steps
             a_in = {n: None for n in pops}
             for source, dest, d, W, shift in conns:
                 emitted = m - 1 - d
