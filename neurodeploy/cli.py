@@ -54,13 +54,6 @@ def _render(diags: list[Diagnostic]) -> None:
         sys.stderr.write(d.render(color) + "\n")
 
 
-def _load_or_report(spec: str, as_json: bool):
-    """Load a spec for a command; on failure raise SpecError (rendered by main)."""
-    from .spec import load
-
-    return load(spec)
-
-
 # --- commands --------------------------------------------------------------------------------
 
 def cmd_check(args) -> int:
@@ -169,7 +162,9 @@ def cmd_info(args) -> int:
 def _spec_and_target(args):
     from .targets import load_target
 
-    net = _load_or_report(args.spec, getattr(args, "json", False))
+    from .spec import load
+
+    net = load(args.spec)
     target = load_target(args.target)
     return net, target
 
@@ -284,12 +279,16 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    _load_or_report(args.spec, False)
+    from .spec import load
+
+    load(args.spec)
     raise NotImplementedYet("neurodeploy export (NIR, ONNX) is not implemented yet (it lands with the interop issue)")
 
 
 def cmd_train(args) -> int:
-    _load_or_report(args.spec, False)
+    from .spec import load
+
+    load(args.spec)
     raise NotImplementedYet("neurodeploy train is not implemented yet (it lands with the iP-VAE and plasticity issues)")
 
 

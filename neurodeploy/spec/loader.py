@@ -15,7 +15,7 @@ from ..blocks import BLOCKS
 from ..data import DATASETS, DataError, array_header, dataset_shape
 from ..errors import Diagnostic, SpecError, format_path, one_of
 from ..ir import nodes as ir
-from ..ir.serialize import to_dict
+from ..ir.serialize import _plain, to_dict
 from ..ir.verify import CONNECTIVITY, SIGNS, problems
 from ..neurons import NEURONS
 from ..params import REQUIRED, param_infos
@@ -555,10 +555,3 @@ def _shape_of(values) -> tuple[int, ...] | None:
         return None
     return (len(values), *inner[0])
 
-
-def _plain(d):
-    if isinstance(d, list):
-        return tuple(_plain(x) for x in d)
-    if isinstance(d, dict):
-        return {k: _plain(v) for k, v in d.items()}
-    return d

@@ -127,3 +127,11 @@ def test_event_driven_delivery_equals_the_reference_and_the_matmul_path(monkeypa
     for k in dense_fixed.counts:
         np.testing.assert_array_equal(event_fixed.counts[k], dense_fixed.counts[k])
     np.testing.assert_array_equal(event_fixed.traces["exc.v"].values, dense_fixed.traces["exc.v"].values)
+
+
+def test_oversized_runs_are_refused_before_allocating(monkeypatch):
+    import neurodeploy.backends.torch as tb
+
+    monkeypatch.setattr(tb, "MAX_RECORD_CELLS", 1000)
+    with pytest.raises(BackendError, match="fewer steps or trials"):
+        torch_run(nd.load("models/ei_network.yaml"))

@@ -39,6 +39,8 @@ from ...targets import Target
 SINCE_NEVER = 2**30
 #: connections up to this many (pre x post) elements use a dense matmul, larger ones sparse CSR
 DENSE_MAX_ELEMENTS = 16_000_000
+#: bound on (step x trial x neuron) values held for inputs and recordings
+MAX_RECORD_CELLS = 500_000_000
 #: with a single trial, connections above this size deliver event by event (rows of spiking neurons)
 EVENT_DRIVEN_ABOVE = 1_000_000
 UV_MAX = 2**23
@@ -89,6 +91,14 @@ def run(net: Network, target: Target, options: TorchOptions | None = None) -> li
     B, steps = len(seeds), low.steps + 1
     trials = [dataclasses.replace(net, simulation=dataclasses.replace(net.simulation, seed=s)) for s in seeds]
     currents = _constant_currents(net)
+    # bound what is held per (step, trial, neuron) before allocating it: source spikes and records
+    recorded = {pb.target for pb in net.probes if pb.target in low.populations and pb.variable != "weights"}
+    cells = steps * B * (sum(s.size for s in low.sources.values())
+                         + sum(low.populations[t].size for t in recorded))
+    if cells > MAX_RECORD_CELLS:
+        raise BackendError(
+            f"this run holds {steps} steps x {B} trials x the recorded and input neurons = {cells:.3g} values, "
+            f"more than the limit of {MAX_RECORD_CELLS:.0e}; run fewer steps or trials, or record fewer neurons")
     t0 = time.perf_counter()
     with torch.no_grad():
         pops = {}
