@@ -22,7 +22,6 @@ from .errors import (
     EXIT_USAGE,
     Diagnostic,
     NeurodeployError,
-    NotImplementedYet,
     SpecError,
 )
 
@@ -244,11 +243,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .targets import load_target
+    from .validate.command import run
 
-    net, target = _spec_and_target(args)
-    load_target(args.reference)
-    raise NotImplementedYet("neurodeploy validate is not implemented yet (it lands with the validation issue)")
+    return run(args)
 
 
 def cmd_deploy(args) -> int:
@@ -273,29 +270,23 @@ def cmd_deploy(args) -> int:
 
 
 def cmd_import(args) -> int:
-    if not Path(args.file).exists():
-        raise SpecError([Diagnostic("ND100", "file not found", _span(args.file))])
-    raise NotImplementedYet("neurodeploy import (NIR, ONNX) is not implemented yet (it lands with the interop issue)")
+    from .interop.command import run_import
+
+    return run_import(args)
 
 
 def cmd_export(args) -> int:
-    from .spec import load
+    from .interop.command import run_export
 
-    load(args.spec)
-    raise NotImplementedYet("neurodeploy export (NIR, ONNX) is not implemented yet (it lands with the interop issue)")
+    return run_export(args)
 
 
 def cmd_train(args) -> int:
-    from .spec import load
+    from .learn.command import run
 
-    load(args.spec)
-    raise NotImplementedYet("neurodeploy train is not implemented yet (it lands with the iP-VAE and plasticity issues)")
+    return run(args)
 
 
-def _span(f):
-    from .errors import Span
-
-    return Span(str(f))
 
 
 # --- parser ----------------------------------------------------------------------------------
@@ -364,25 +355,26 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                     help="float arithmetic of the torch target (loihi2-torch is always integer)")
 
+    from .interop import command as interop_cmd
+    from .learn import command as learn_cmd
+    from .validate import command as validate_cmd
+
     sp = add("validate", cmd_validate, "run a target and the reference on the same inputs and compare them",
              "neurodeploy validate models/single_lif.yaml --target loihi2-sim --reference brian2 -o out/val")
-    sp.add_argument("spec", metavar="SPEC")
-    sp.add_argument("--target", "-t", required=True, help="target to validate")
-    sp.add_argument("--reference", default="brian2", help="reference target (default: brian2)")
-    sp.add_argument("--tolerance-file", metavar="FILE", help="YAML file overriding the default tolerances")
-    sp.add_argument("-o", "--out", metavar="DIR", required=True, help="output directory (report.json + readable report)")
-    sp.add_argument("--json", action="store_true", help="print machine-readable output")
+    validate_cmd.add_arguments(sp)
 
     sp = add("import", cmd_import, "convert a NIR or ONNX file into a spec", "neurodeploy import net.nir -o net.yaml")
-    sp.add_argument("file", metavar="FILE")
-    sp.add_argument("-o", "--out", metavar="SPEC", required=True)
+    sp.add_argument("file", metavar="FILE", help="a .nir or .onnx file")
+    sp.add_argument("-o", "--out", metavar="SPEC", required=True, help="the spec (YAML) to write")
+    interop_cmd.add_import_arguments(sp)
 
     sp = add("export", cmd_export, "write a spec as NIR or ONNX", "neurodeploy export models/cuba_chain.yaml -o chain.nir")
     sp.add_argument("spec", metavar="SPEC")
-    sp.add_argument("-o", "--out", metavar="FILE", required=True)
+    sp.add_argument("-o", "--out", metavar="FILE", required=True, help="a .nir or .onnx file to write")
+    interop_cmd.add_export_arguments(sp)
 
     sp = add("train", cmd_train, "train a spec's learnable parts on the GPU fallback", "neurodeploy train models/ipvae_digits.yaml")
-    sp.add_argument("spec", metavar="SPEC")
+    learn_cmd.add_arguments(sp)
     return p
 
 

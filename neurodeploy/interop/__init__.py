@@ -1,0 +1,1 @@
+"""Interchange with the rest of the field: NIR graphs (``nir.py``) and ONNX (``onnx.py``)."""

@@ -1,0 +1,1 @@
+"""Target-vs-reference validation: metrics, tolerances and the readable report."""
