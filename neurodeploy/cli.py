@@ -287,8 +287,6 @@ def cmd_train(args) -> int:
     return run(args)
 
 
-
-
 # --- parser ----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
