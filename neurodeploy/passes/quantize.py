@@ -100,7 +100,8 @@ def _mag_max(sign: str) -> int:
 def choose_scale(pop: LoweredPopulation, incoming: list[LoweredProjection]) -> tuple[float, dict]:
     """The population's voltage scale K and the constraint that set it."""
     v_mag = max(abs(pop.vth), abs(pop.v_reset), float(np.abs(pop.v0).max(initial=0.0)),
-                float(np.abs(pop.bias).max(initial=0.0)) / max(pop.dv, 1e-12))
+                # v_inf = bias / dv; without leak (dv = 0, ``if``) there is none and v stays below v_th
+                float(np.abs(pop.bias).max(initial=0.0)) / pop.dv if pop.dv > 0 else 0.0)
     limits = {"potential (24 bits)": V_MAX / (HEADROOM * v_mag) if v_mag > 0 else math.inf}
     if pop.vth <= 0:
         raise CompileError(f"population '{pop.name}': the threshold must lie above the resting/leak potential "
@@ -154,7 +155,11 @@ def quantize(low: LoweredNetwork) -> Quantized:
         bias_clip = np.abs(mant) > BIAS_MANT_MAX
         mant = np.clip(mant, -BIAS_MANT_MAX - 1, BIAS_MANT_MAX)
         bias_eff = mant * 2.0**exps / K
-        if np.any(pop.bias != 0):
+        if np.any(pop.bias != 0) and pop.dv == 0:  # no leak (``if``): the bias is a ramp per step, no v_inf
+            k = int(np.argmax(np.abs(pop.bias)))
+            entries.append(_entry("bias", pop.bias[k], {"mant": int(mant[k]), "exp": int(exps[k])}, bias_eff[k], "V/step",
+                                  clipped=bool(bias_clip.any()), note=f"largest of {pop.size}; no leak (dv = 0)"))
+        elif np.any(pop.bias != 0):
             k = int(np.argmax(np.abs(pop.bias)))
             entries.append(_entry("bias", pop.bias[k], {"mant": int(mant[k]), "exp": int(exps[k])}, bias_eff[k], "V/step",
                                   clipped=bool(bias_clip.any()),

@@ -315,11 +315,12 @@ class _Builder:
         return tuple(r.integer(n, path + (k,), lo=0) for k, n in enumerate(items))
 
     # --- array data ----------------------------------------------------------------------------
-    def array_ref(self, node, path, unit: str) -> ir.ArrayRef:
-        """{file: x.npy, key?}, {dataset: digits, samples?}, {inline: [...]}; optional scale/unit."""
+    def array_ref(self, node, path, unit: str, extra_keys: tuple = ()) -> ir.ArrayRef:
+        """{file: x.npy, key?}, {dataset: digits, samples?}, {inline: [...]}; optional scale/unit.
+        ``extra_keys``: keys of an enclosing mapping that shares the node (sparse connectivity)."""
         r = self.r
         dummy = ir.ArrayRef("inline", (1,), values=(0.0,))
-        m = r.mapping(node, path, ["file", "key", "dataset", "samples", "inline", "unit", "scale"],
+        m = r.mapping(node, path, ["file", "key", "dataset", "samples", "inline", "unit", "scale", *extra_keys],
                       what="array data")
         if m is None:
             return dummy
@@ -473,7 +474,7 @@ class _Builder:
                         "sparse connectivity needs exactly one of 'pairs' ([[i, j], ...]) or 'file'")
                 return ir.Connectivity("sparse", i=(), j=())
             if "file" in m.entries:
-                data = self.array_ref(m, path, None)
+                data = self.array_ref(m, path, None, extra_keys=("kind", "allow_self"))
                 return ir.Connectivity("sparse", data=data, allow_self=allow_self)
             ii, jj = [], []
             for k, pn in enumerate(r.seq(m.get("pairs"), path + ("pairs",))):

@@ -108,6 +108,8 @@ def _driven_network(model: str, **params) -> Network:
     ("lif", {"t_ref": 0.0}),
     ("cuba_lif", {"v_th": 10e-3, "R_m": 10e6}),
     ("cuba_lif", {"v_th": 10e-3, "R_m": 10e6, "reset_mode": "subtract", "t_ref": 1e-3}),
+    ("if", {}),
+    ("if", {"reset_mode": "subtract", "I_bias": 0.2e-9}),
 ])
 def test_trajectories_match_the_numpy_reference_step(model, params):
     net = _driven_network(model, **params)
@@ -118,7 +120,8 @@ def test_trajectories_match_the_numpy_reference_step(model, params):
 
 
 def test_every_neuron_model_is_covered():
-    covered = {"lif", "cuba_lif", "spike_source", "poisson_source"}
+    covered = {"lif", "cuba_lif", "if", "spike_source", "poisson_source",
+               "li", "cuba_li"}  # non-spiking: compared in tests/interop/test_nir_li_neurons.py
     assert covered == set(NEURONS), "add the new model to the Brian2 agreement tests"
 
 

@@ -34,7 +34,7 @@ from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus
 from ...ir.verify import endpoints
 from ...neurons import get_neuron
 
-SUPPORTED_MODELS = ("lif", "cuba_lif")
+SUPPORTED_MODELS = ("lif", "cuba_lif", "if")
 #: bound on the (neurons x steps) spike array a Lava RingBuffer source holds in memory
 RINGBUFFER_MAX_CELLS = 200_000_000
 
@@ -174,6 +174,17 @@ def lower_population(net: Network, pop, current: np.ndarray | None) -> LoweredPo
     p = model.make_params(pop.params)
     init = mat.initial_state(net, pop)
     i_ext = np.zeros(pop.size) if current is None else current
+    if pop.model == "if":
+        # ``lif`` in the limit tau_m -> inf (a_m = 1, dv = 0; bias = dt I / C_m), with v measured
+        # from v_reset so that Lava's reset to 0 is the model's; lowered (and recorded) as ``lif``.
+        subtract = p.reset_mode == "subtract"
+        return LoweredPopulation(
+            name=pop.name, size=pop.size, model="lif", process="NDLIF", du=1.0, dv=0.0,
+            vth=float(p.v_th - p.v_reset), bias=np.broadcast_to(dt * (p.I_bias + i_ext) / p.C_m, (pop.size,)).astype(float),
+            v_reset=0.0, reset_mode=1 if subtract else 0, refractory_steps=0,
+            # to_value: the input of the spike step is lost (as lif's); subtract keeps it
+            input_drop=0 if subtract else 2, v_offset=float(p.v_reset), u_scale=0.0, weight_factor=1.0,
+            v0=init["v"] - p.v_reset, u0=np.zeros(pop.size), tau_m=float("inf"), tau_syn=None, dt=dt)
     a_m = np.exp(-dt / p.tau_m)
     dv = 1.0 - a_m
     n_ref = int(round(p.t_ref / dt))
