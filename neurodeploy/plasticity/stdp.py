@@ -49,3 +49,18 @@ class PairSTDP(PlasticityRuleDef):
         delta_t = np.asarray(delta_t, dtype=float)
         return np.where(delta_t > 0, p.a_plus * np.exp(-delta_t / p.tau_pre),
                         np.where(delta_t < 0, -p.a_minus * np.exp(delta_t / p.tau_post), 0.0))
+
+    @staticmethod
+    def canonical(p):
+        """This rule in the canonical trace form (:mod:`.canonical`): ``dw = A+ y0 x1 - A- x0 y1``
+        (additive), or with soft bounds ``A+ y0 x1 (w_max - w) - A- x0 y1 (w - w_min)`` expanded
+        into a sum of products, then clipped to ``[w_min, w_max]``."""
+        from .canonical import CanonicalRule, Term, Trace
+
+        if p.multiplicative:
+            terms = (Term(p.a_plus * p.w_max, ("y0", "x1")), Term(-p.a_plus, ("y0", "x1", "w")),
+                     Term(-p.a_minus, ("x0", "y1", "w")), Term(p.a_minus * p.w_min, ("x0", "y1")))
+        else:
+            terms = (Term(p.a_plus, ("y0", "x1")), Term(-p.a_minus, ("x0", "y1")))
+        return CanonicalRule("stdp", terms, x1=Trace(p.tau_pre), y1=Trace(p.tau_post),
+                             w_min=p.w_min, w_max=p.w_max)
