@@ -104,7 +104,7 @@ def test_verify_accepts_a_good_network():
                                      sign="excitatory"),)}, "ND205", ("projections", 0, "weights")),
         ({"populations": (Population("a", 10, "lif"), Population("a", 5, "lif"))}, "ND500", ("populations", 1, "name")),
         ({"populations": (Population("a", 0, "lif"),)}, "ND205", ("populations", 0, "size")),
-        ({"populations": (Population("a", 10, "lfi"),)}, "ND400", ("populations", 0, "model")),
+        ({"populations": (Population("a", 10, "lief"),)}, "ND400", ("populations", 0, "model")),
         ({"probes": (Probe("p", "a", "w"),)}, "ND402", ("probes", 0, "record")),
         ({"probes": (Probe("p", "a", "v", indices=(10,)),)}, "ND504", ("probes", 0, "indices", 0)),
         ({"stimuli": (CurrentStimulus("c", "a", 1e-9, indices=(3, 99)),)}, "ND504", ("stimuli", 0, "indices", 1)),
@@ -119,5 +119,5 @@ def test_verify_reports_located_problems(kw, code, path):
 
 
 def test_unknown_model_hint_suggests_the_right_name():
-    found = problems(_net(populations=(Population("a", 10, "lfi"),)))
+    found = problems(_net(populations=(Population("a", 10, "lief"),)))
     assert "lif" in (found[0].hint or "")
