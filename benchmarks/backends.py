@@ -83,7 +83,9 @@ def measure(net, name: str, s: int) -> dict:
     deg = out_degree(net)
     events = sum(float((res.counts[k] * deg[k]).sum()) for k in res.counts if k in deg)
     events_per_step = events / (4 * s)
-    return {"ms_per_step": ms, "setup_s": max(w1 - ms * s / 1e3, 0.0),
+    # the time loop alone (the backend's own wall_time_s: no set-up, no result conversion)
+    loop_ms = res.wall_time_s / (4 * s) * 1e3 if res.wall_time_s else None
+    return {"ms_per_step": ms, "loop_ms_per_step": loop_ms, "setup_s": max(w1 - ms * s / 1e3, 0.0),
             "synaptic_events_per_s": events_per_step / (ms / 1e3)}
 
 
@@ -135,7 +137,12 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--batch", type=int, default=1000, help="trials in the batched torch case")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "backends.json"))
+    ap.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(BACKENDS),
+                    help="a subset (brian2-cython is always run: it is the baseline of the ratios)")
+    ap.add_argument("--no-batch", action="store_true", help="skip the batched torch case")
     args = ap.parse_args()
+    for name in [k for k in BACKENDS if k not in args.backends and k != "brian2-cython"]:
+        del BACKENDS[name]
     brian2_run(scaled(1000, 0.001), options=Brian2Options(codegen="cython", progress=False))  # fill the cache
     rows = []
     for n in args.sizes:
@@ -148,10 +155,11 @@ def main() -> int:
             print(f"  {n} neurons, {name} ...", file=sys.stderr, flush=True)
             row[name] = measure(net, name, s)
         rows.append(row)
-    print(f"  batched torch: {args.batch} trials ...", file=sys.stderr, flush=True)
-    batch = batched(1000, args.batch, 50)
-    peak = matmul_gflops()
-    batch["roofline_fraction"] = batch["dense_matmul_gflops"] / peak
+    batch, peak = None, matmul_gflops()
+    if not args.no_batch:
+        print(f"  batched torch: {args.batch} trials ...", file=sys.stderr, flush=True)
+        batch = batched(1000, args.batch, 50)
+        batch["roofline_fraction"] = batch["dense_matmul_gflops"] / peak
 
     names = list(BACKENDS)
     print("\nE/I network, milliseconds per simulated step (dt = 0.1 ms; marginal; '-' = not run)")
@@ -165,15 +173,28 @@ def main() -> int:
     for r in rows:
         print(f"{r['neurons']:>8} | " + " | ".join(
             f"{r[k]['synaptic_events_per_s'] / 1e6:>13.2f}" if r[k] else f"{'-':>13}" for k in names))
+    print("\ntime loop alone, ms per step (the backend's wall_time_s: no set-up)")
+    for r in rows:
+        print(f"{r['neurons']:>8} | " + " | ".join(
+            f"{r[k]['loop_ms_per_step']:>13.3f}" if r[k] and r[k].get("loop_ms_per_step") else f"{'-':>13}"
+            for k in names))
     print("\nratios (same run):")
     for r in rows:
+        if not r.get("torch"):
+            continue
         t = r["torch"]["ms_per_step"]
         parts = [f"{r['neurons']} neurons: torch is"]
-        if r["lava"]:
+        if r.get("lava"):
             parts.append(f"{r['lava']['ms_per_step'] / t:.1f}x faster than Lava float,")
-        fastest = min(r["brian2-numpy"]["ms_per_step"], r["brian2-cython"]["ms_per_step"])
+        fastest = min(r[k]["ms_per_step"] for k in ("brian2-numpy", "brian2-cython") if r.get(k))
         parts.append(f"{fastest / t:.2f}x Brian2's fastest runtime target")
         print("  " + " ".join(parts))
+    if batch is None:
+        atomic_write_json(args.out, {"benchmark": "backends", "rows": rows, "matmul_peak_gflops": peak,
+                                     "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+                                     "versions": versions()})
+        print(f"wrote {os.path.relpath(args.out)}")
+        return 0
     print(f"\nbatched: {batch['trials']} trials of the 1k network at once: {batch['ms_per_step']:.2f} ms per step, "
           f"{batch['ms_per_trial_step'] * 1e3:.1f} us per trial-step; dense matmul part "
           f"{batch['dense_matmul_gflops']:.1f} GFLOP/s = {batch['roofline_fraction'] * 100:.0f} % of this machine's "

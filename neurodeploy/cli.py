@@ -172,12 +172,13 @@ def cmd_compile(args) -> int:
     from . import compiler
 
     net, target = _spec_and_target(args)
-    compiled = compiler.compile_network(net, target)
+    compiled = compiler.compile_network(net, target, allow_fallback=not args.no_fallback)
     files = compiler.write(compiled, net, args.out)
     if args.json:
         _print_json({"ok": True, "files": {k: str(v) for k, v in files.items()},
                      "quantization": compiled.quantized.report if compiled.quantized else None,
                      "coremap": compiled.coremap.to_json() if compiled.coremap else None,
+                     "placement": compiled.placement.to_json() if compiled.placement else None,
                      "timings_s": compiled.timings})
         return EXIT_OK
     _print_compiled(compiled)
@@ -195,6 +196,8 @@ def _print_compiled(compiled) -> None:
         print(report_table(compiled.quantized.report))
     if compiled.coremap is not None:
         print(compiled.coremap.table())
+    if compiled.placement is not None and compiled.target.fallback:
+        print(compiled.placement.table())
     for w in getattr(low, "warnings", []):
         print(f"warning: {w}", file=sys.stderr)
 
@@ -224,7 +227,7 @@ def cmd_run(args) -> int:
         print(f"running {net.name} on {target.name}: {net.simulation.steps} steps of "
               f"{net.simulation.dt * 1e3:g} ms ({net.simulation.duration * 1e3:g} ms simulated){extra}",
               file=sys.stderr)
-    outs = run_to_dir(net, target, args.out, plot=args.plot, **options)
+    outs = run_to_dir(net, target, args.out, plot=args.plot, no_fallback=args.no_fallback, **options)
     summary = outs.result.summary()
     if args.json:
         _print_json({"ok": True, "summary": summary, "files": {
@@ -253,14 +256,14 @@ def cmd_deploy(args) -> int:
     from .runner import require_loihi2_hardware, run_to_dir
 
     net, target = _spec_and_target(args)
-    compiled = compiler.compile_network(net, target)
+    compiled = compiler.compile_network(net, target, allow_fallback=not args.no_fallback)
     files = compiler.write(compiled, net, args.out)
     if not args.json:
         _print_compiled(compiled)
         print(f"wrote the deployable artifact: {', '.join(str(v) for v in files.values())}")
     if target.device == "loihi2":
         require_loihi2_hardware()  # exits 3 here, after the artifact is on disk
-    outs = run_to_dir(net, target, args.out)
+    outs = run_to_dir(net, target, args.out, no_fallback=args.no_fallback)
     if args.json:
         _print_json({"ok": True, "files": {k: str(v) for k, v in files.items()},
                      "summary": outs.result.summary()})
@@ -334,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--target", "-t", required=True, help="target name (see `neurodeploy info`) or a target YAML file")
         sp.add_argument("-o", "--out", metavar="DIR", required=True, help="output directory")
         sp.add_argument("--json", action="store_true", help="print machine-readable output")
+        sp.add_argument("--no-fallback", action="store_true",
+                        help="nodes the target cannot run are errors instead of running on its fallback (torch)")
         cmds[name] = sp
     sp = cmds["run"]
     sp.add_argument("--plot", action="store_true", help="also write DIR/raster.png (spike raster + recorded traces)")
@@ -371,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--out", metavar="FILE", required=True, help="a .nir or .onnx file to write")
     interop_cmd.add_export_arguments(sp)
 
-    sp = add("train", cmd_train, "train a spec's learnable parts on the GPU fallback", "neurodeploy train models/ipvae_digits.yaml")
+    sp = add("train", cmd_train, "train a spec's learnable parts on the GPU fallback", "neurodeploy train models/train/ipvae_digits.yaml")
     learn_cmd.add_arguments(sp)
     return p
 

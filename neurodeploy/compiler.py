@@ -13,6 +13,9 @@ For the Lava targets (``lava``, ``loihi2-sim``, ``loihi2``) the artifact directo
                        constants and threshold
 ``coremap.json``       targets with per-core limits: populations placed onto neurocores,
                        memory and utilisation per core
+``placement.json``     which node runs on the target and which on its fallback (torch), why,
+                       and the exchange points (projections that cross); the Lava files above
+                       describe the target part only
 ``manifest.json``      what was compiled, for which target, with which versions; written last
 =====================  ===================================================================
 """
@@ -41,9 +44,10 @@ class Compiled:
     quantized: object | None = None
     coremap: object | None = None
     timings: dict = field(default_factory=dict)
+    placement: object | None = None
 
 
-def compile_network(net: Network, target: Target) -> Compiled:
+def compile_network(net: Network, target: Target, allow_fallback: bool = True) -> Compiled:
     verify(net)
     if target.backend not in ("lava", "torch") or (target.backend == "torch" and target.number_format != "fixed"):
         raise NotImplementedYet(f"compiling for target '{target.name}' ({target.backend}, {target.number_format}) "
@@ -51,6 +55,15 @@ def compile_network(net: Network, target: Target) -> Compiled:
     from .backends.lava import compile_network as lava_compile
 
     t0 = time.perf_counter()
+    from .passes.placement import place, split
+
+    plan = place(net, target, allow_fallback=allow_fallback)
+    whole = net
+    if plan.on_fallback:
+        net, _ = split(net, plan)  # the target part (fallback emitters feeding it as placeholders)
+        if net is None:
+            raise NotImplementedYet(f"target '{target.name}' can run none of '{whole.name}''s populations: "
+                                    f"every node is placed on the fallback; use --target {target.fallback}")
     max_delay = target.limits.get("max_delay_steps")
     if max_delay is not None:
         from .materialize import delay_steps
@@ -64,7 +77,7 @@ def compile_network(net: Network, target: Target) -> Compiled:
                 )
     low, q = lava_compile(net, target)
     t1 = time.perf_counter()
-    out = Compiled(target, low, q, timings={"lower_quantize_s": t1 - t0})
+    out = Compiled(target, low, q, timings={"lower_quantize_s": t1 - t0}, placement=plan)
     if target.limits.get("neurons_per_core"):
         from .materialize import SynapseData
         from .passes.partition import partition
@@ -109,6 +122,8 @@ def write(compiled: Compiled, net: Network, out_dir: str | Path) -> dict[str, Pa
         files["quantization"] = atomic_write_json(out / "quantization.json", q.report)
     if compiled.coremap is not None:
         files["coremap"] = atomic_write_json(out / "coremap.json", compiled.coremap.to_json())
+    if compiled.placement is not None:
+        files["placement"] = atomic_write_json(out / "placement.json", compiled.placement.to_json())
     manifest = {
         "network": net.name, "target": compiled.target.name, "backend": compiled.target.backend,
         "number_format": compiled.target.number_format,

@@ -20,8 +20,12 @@ class RunOutputs:
     plot_path: Path | None = None
 
 
-def simulate(net: Network, target: Target, **backend_options) -> Result:
-    """Simulate ``net`` on ``target`` and return the :class:`Result`."""
+def simulate(net: Network, target: Target, no_fallback: bool = False, **backend_options) -> Result:
+    """Simulate ``net`` on ``target`` and return the :class:`Result`.
+
+    On a Lava target, the placement pass puts what Lava cannot run onto the target's fallback
+    (torch) and the run is hybrid (:mod:`neurodeploy.backends.lava.hybrid`); ``no_fallback``
+    (or ``fallback: null`` in the target) makes such nodes a CompileError instead."""
     verify(net)
     if net.blocks:
         raise NotImplementedYet(
@@ -34,8 +38,15 @@ def simulate(net: Network, target: Target, **backend_options) -> Result:
     if target.backend == "lava":
         from .backends.lava import LavaOptions, run as lava_run
 
+        from .passes.placement import place
+
         if target.device == "loihi2":
             require_loihi2_hardware()
+        plan = place(net, target, allow_fallback=not no_fallback)
+        if plan.on_fallback:
+            from .backends.lava import hybrid
+
+            return hybrid.run(net, target, plan, **backend_options)
         return lava_run(net, target, LavaOptions(**backend_options))
     if target.backend == "torch":
         from .backends.torch import TorchOptions, run as torch_run
@@ -58,11 +69,11 @@ def require_loihi2_hardware() -> None:
             "--target loihi2-sim (same integers, same arithmetic for Lava's LIF)")
 
 
-def run_to_dir(net: Network, target: Target, out_dir: str | Path, plot: bool = False,
+def run_to_dir(net: Network, target: Target, out_dir: str | Path, plot: bool = False, no_fallback: bool = False,
                **backend_options) -> RunOutputs:
     """Simulate and write ``result.npz``, then ``summary.json`` (written last: its presence means
     the run finished) and, with ``plot``, ``raster.png`` into ``out_dir``."""
-    result = simulate(net, target, **backend_options)
+    result = simulate(net, target, no_fallback=no_fallback, **backend_options)
     out = Path(out_dir)
     outputs = RunOutputs(result)
     outputs.result_path = result.save(out / "result.npz")

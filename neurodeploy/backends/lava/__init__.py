@@ -44,8 +44,21 @@ def available() -> tuple[bool, str]:
     return lava_status()
 
 
-def supports(net: Network) -> list[Unsupported]:
-    return unsupported_nodes(net)
+def supports(node: str, net: Network, target=None) -> tuple[bool, str]:
+    """(ok, reason) for one node of ``net`` on a Lava target, for the placement pass: what the
+    lowering cannot express (:func:`.lowering.unsupported_nodes`) and, with the target's limits,
+    a population larger than all its cores together."""
+    for u in unsupported_nodes(net):
+        if u.node == node:
+            return False, u.reason
+    limits = target.limits if target is not None else {}
+    per_core, cores, chips = (limits.get(k) for k in ("neurons_per_core", "cores_per_chip", "chips"))
+    if per_core and cores and chips:
+        pop = next((p for p in net.populations if p.name == node), None)
+        if pop is not None and pop.size > per_core * cores * chips:
+            return False, (f"{pop.size} neurons exceed the chip ({per_core} per core x {cores} cores x "
+                           f"{chips} chip(s) = {per_core * cores * chips})")
+    return True, ""
 
 
 def compile_network(net: Network, target: Target):
@@ -56,7 +69,7 @@ def compile_network(net: Network, target: Target):
         others = unsupported_nodes(net)
         listing = "; ".join(f"'{u.node}': {u.reason}" for u in others) or str(e)
         raise NotImplementedYet(f"target '{target.name}' cannot run {listing} "
-                                "(placement onto the GPU fallback lands with the torch backend issue)") from None
+                                "(a target with a fallback, e.g. lava or loihi2-sim, runs these nodes on torch)") from None
     q = None
     if target.number_format == "fixed":
         from ...passes.quantize import quantize
@@ -79,6 +92,11 @@ def run(net: Network, target: Target, options: LavaOptions | None = None) -> Res
     from ...compat.lava import ensure_lava_importable
     from ..versions import versions
 
+    if target.fallback and unsupported_nodes(net):  # the placement pass puts those on the fallback
+        from ...passes.placement import place
+        from . import hybrid
+
+        return hybrid.run(net, target, place(net, target), progress=(options or LavaOptions()).progress)
     low, q = compile_network(net, target)
     hardware = target.device == "loihi2"
     if hardware:
@@ -131,7 +149,7 @@ def _learning_dense(pr, q, dt: float, procs: dict):
     return conn
 
 
-def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False) -> dict:
+def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybrid=None) -> dict:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import DelayDense, Dense
@@ -162,6 +180,9 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False) -> d
         else:
             procs[pop.name] = LIF(**kw)
     for src in low.sources.values():
+        if hybrid is not None and src.name in hybrid.outputs:  # spikes from the torch part
+            procs[src.name] = hybrid.outputs[src.name]
+            continue
         data = np.zeros((src.size, steps), dtype=np.int32)
         data[:, : low.steps] = src.spikes
         procs[src.name] = RingBuffer(data=data)
@@ -219,14 +240,17 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False) -> d
             m.probe(conns[pb.target].weights, steps)
             monitors.append(m)
             probes[(pb.target, "weights")] = m
-    anchor = next(iter(procs.values()))
+    if hybrid is not None:  # neurodeploy.backends.lava.hybrid: the torch part's process, wired in
+        hybrid.attach(procs, probes, monitors)
+    anchor = next(p for p in procs.values() if hasattr(p, "run"))
     try:
         if hardware:  # needs Intel's lava-loihi; never exercised here (no board, no package)
             from lava.magma.core.run_configs import Loihi2HwCfg
 
             cfg = Loihi2HwCfg()
         else:
-            cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt")
+            cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt",
+                               exception_proc_model_map=hybrid.model_map if hybrid is not None else None)
         anchor.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
         out = {}
         for (target, var), m in probes.items():
@@ -234,6 +258,8 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False) -> d
             proc_name = conns[target].name if var == "weights" else procs[target].name
             port = "s_out" if var == "spikes" else {"v": "v", "I": "u", "weights": "weights"}[var]
             out[(target, var)] = np.asarray(data[proc_name][port], dtype=float)
+        if hybrid is not None:
+            hybrid.collect(out)
     finally:
         anchor.stop()
     return out
