@@ -160,7 +160,7 @@ def _constant_currents(net: Network, problems: list | None = None) -> dict[str, 
         if not constant:
             if problems is not None:
                 problems.append(Unsupported(s.name, "only currents that are constant over the whole run lower to "
-                                                    "Lava (as a bias); use the brian2 target for time-varying currents"))
+                                                    "Lava (as a bias); time-varying ones run on the torch fallback or the brian2 target"))
             continue
         cur = out.setdefault(s.target, np.zeros(sizes[s.target]))
         idx = list(s.indices) if s.indices is not None else slice(None)
