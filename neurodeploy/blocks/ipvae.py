@@ -15,8 +15,10 @@ class IPVAEBlock(BlockDef):
     Latent membrane potentials are log firing rates; each iteration draws Poisson spike counts
     :math:`z \sim \mathrm{Pois}(e^{u})` and updates
     :math:`u \leftarrow u + \eta\,(\Phi^\top (x - \Phi z)/\sigma^2 - e^{b})`, with :math:`u` and
-    :math:`\delta u` capped. The ``expand`` pass turns the block into a clamped input, ``latent``
-    latent neurons with feedforward drive :math:`\Phi^\top x/\sigma^2` and lateral weights
+    :math:`\delta u` capped. ``neurodeploy train`` learns :math:`\Phi`, ``prior``, ``bias``,
+    ``step_size`` and ``sigma`` and writes a spec with this block (see docs/ipvae.md). The
+    ``expand`` pass turns the block into a clamped input, ``latent`` latent neurons with
+    feedforward drive :math:`\Phi^\top x/\sigma^2` and lateral weights
     :math:`-\eta\Phi^\top\Phi/\sigma^2`, and a readout :math:`\hat x = \Phi z`.
 
     Outputs that other parts of a spec may reference: ``<name>.latents`` (size ``latent``) and
@@ -36,4 +38,9 @@ class IPVAEBlock(BlockDef):
         step_size: float = param(default=1.0, doc="inference step size eta", min=0, min_exclusive=True)
         sigma: float = param(default=1.0, doc="observation noise scale", min=0, min_exclusive=True)
         u_max: float = param(default=8.0, doc="upper cap on the log rate u")
-        du_max: float = param(default=1.0, doc="cap on the magnitude of du per iteration", min=0, min_exclusive=True)
+        du_max: float = param(default=1.0, doc="upper cap on du per iteration (du is bounded below by u_min)", min=0, min_exclusive=True)
+        u_min: float = param(default=-8.0, doc="lower bound on u and on du")
+        clamp: str = param("choice", default="soft", choices=("soft", "hard"),
+                           doc="upper caps: soft (c - softplus(c - y), as in training) or hard (min)")
+        prior: object = param("data", default=None, doc="initial log rates u0, shape (latent,); default -3 for every neuron")
+        bias: object = param("data", default=None, doc="log bias b, shape (latent,): constant drive -exp(b); default none")

@@ -17,6 +17,9 @@ from ..ir.nodes import MAX_ARRAY_ELEMENTS, ArrayRef
 #: name -> (shape of one sample, number of samples, description)
 DATASETS = {
     "digits": ((64,), 1797, "scikit-learn's bundled 8x8 handwritten digits, scaled to [0, 1]"),
+    "patches8": ((64,), 18000, "8x8 natural-image patches from scikit-image's bundled photos, "
+                 "whitened and contrast-normalised (16000 train, then 2000 test)"),
+    "patches16": ((256,), 9000, "16x16 natural-image patches, as patches8 (8000 train, then 1000 test)"),
 }
 
 
@@ -60,6 +63,10 @@ def array_header(path: Path, key: str | None = None) -> tuple[tuple[int, ...], n
                                     did_you_mean(key, names) or "arrays: " + ", ".join(names))
                 with zf.open(key + ".npy") as f:
                     return _read_npy_header(f, f"{path.name}[{key}]")
+        if path.suffix == ".onnx":
+            if key is not None:
+                raise DataError("ND601", "'key:' applies to .npz files only")
+            return _onnx_decoder(path).shape, np.dtype(float)
         if path.suffix == ".npy":
             if key is not None:
                 raise DataError("ND601", "'key:' applies to .npz files only")
@@ -69,8 +76,18 @@ def array_header(path: Path, key: str | None = None) -> tuple[tuple[int, ...], n
         if isinstance(e, DataError):
             raise
         raise DataError("ND601", f"cannot read '{path.name}': {e}") from None
-    raise DataError("ND601", f"'{path.name}' is neither .npy nor .npz",
-                    "save arrays with numpy.save (.npy) or numpy.savez (.npz)")
+    raise DataError("ND601", f"'{path.name}' is neither .npy, .npz nor .onnx",
+                    "save arrays with numpy.save (.npy) or numpy.savez (.npz), or a linear decoder as ONNX")
+
+
+def _onnx_decoder(path: Path) -> np.ndarray:
+    """Phi (M, K) of a linear ONNX decoder graph z -> x (see neurodeploy.interop.onnx)."""
+    from ..interop.onnx import OnnxImportError, read_linear_decoder
+
+    try:
+        return read_linear_decoder(path)
+    except OnnxImportError as e:
+        raise DataError(e.code, e.message, e.hint) from None
 
 
 def _read_npy_header(f, where: str):
@@ -97,7 +114,9 @@ def load_array(ref: ArrayRef, base_dir: str | Path = ".") -> np.ndarray:
     elif ref.source == "file":
         path = Path(base_dir) / ref.path
         shape, _ = array_header(path, ref.key)  # re-check: the file may have changed
-        if path.suffix == ".npz":
+        if path.suffix == ".onnx":
+            arr = _onnx_decoder(path)
+        elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 key = ref.key or next(iter(z.files))
                 arr = np.asarray(z[key], dtype=float)
@@ -117,5 +136,23 @@ def _load_dataset(name: str, samples):
         from sklearn.datasets import load_digits
 
         x = load_digits().data / 16.0
-        return x if samples is None else x[np.asarray(samples, dtype=int)]
-    raise ValueError(f"unknown dataset {name!r}")
+    elif name in ("patches8", "patches16"):
+        from .patches import load_patches
+
+        x = load_patches(name)
+    else:
+        raise ValueError(f"unknown dataset {name!r}")
+    return x if samples is None else x[np.asarray(samples, dtype=int)]
+
+
+#: number of held-out samples at the end of each dataset (a fixed train/test split)
+TEST_SIZES = {"digits": 297, "patches8": 2000, "patches16": 1000}
+
+
+def train_test(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed split of a bundled dataset: (train, test) as float64 arrays."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}")
+    x = _load_dataset(name, None)
+    n_test = TEST_SIZES[name]
+    return x[:-n_test], x[-n_test:]
