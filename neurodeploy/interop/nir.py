@@ -153,28 +153,21 @@ def _flatten(graph, path) -> _Flat:
     nir = _nir()
     flat = _Flat()
 
-    def entry(prefix: str, name: str, g) -> list[str]:
-        """Flat names that an edge *into* node ``name`` of graph ``g`` reaches."""
+    def ports(prefix: str, name: str, g, into: bool) -> list[str]:
+        """Flat names that an edge *into* (``into``) or *out of* node ``name`` of graph ``g``
+        reaches: the node itself, or a subgraph's Input (Output) nodes."""
         node = g.nodes[name]
         if isinstance(node, nir.NIRGraph):
-            ins = [k for k, n in node.nodes.items() if isinstance(n, nir.Input)]
-            if not ins:
-                raise _spec_error(path, f"subgraph '{prefix}{name}' has no Input node")
-            return [f"{prefix}{name}.{k}" for k in ins]
-        return [prefix + name]
-
-    def exit_(prefix: str, name: str, g) -> list[str]:
-        node = g.nodes[name]
-        if isinstance(node, nir.NIRGraph):
-            outs = [k for k, n in node.nodes.items() if isinstance(n, nir.Output)]
-            if not outs:
-                raise _spec_error(path, f"subgraph '{prefix}{name}' has no Output node")
-            return [f"{prefix}{name}.{k}" for k in outs]
+            kind = nir.Input if into else nir.Output
+            found = [k for k, n in node.nodes.items() if isinstance(n, kind)]
+            if not found:
+                raise _spec_error(path, f"subgraph '{prefix}{name}' has no {kind.__name__} node")
+            return [f"{prefix}{name}.{k}" for k in found]
         return [prefix + name]
 
     def resolve(prefix: str, name: str, g, into: bool) -> list[str]:
         if name in g.nodes:
-            return entry(prefix, name, g) if into else exit_(prefix, name, g)
+            return ports(prefix, name, g, into)
         # NIR allows edges that name a port of a subgraph: "sub.input" / "sub.lif"
         head, _, rest = name.partition(".")
         if rest and head in g.nodes and isinstance(g.nodes[head], nir.NIRGraph):
@@ -548,30 +541,27 @@ def convert(graph, *, path="graph.nir", dt: float | None = None, steps: int | No
                       "v_th": _q(_uniform(fname, kind, node, "v_threshold"), "volt"),
                       "R_m": _q(r, "ohm"), "t_ref": _q(0.0, "second")}
             model, factor[fname], wunit = "lif", r * dt / tau, "volt"
-        elif kind == "CubaLIF":
+        elif kind in ("CubaLIF", "CubaLI"):  # CubaLI: CubaLIF without threshold and reset
+            spiking = kind == "CubaLIF"
             tau_syn = _uniform(fname, kind, node, "tau_syn") * unit_s
             w_in = _uniform(fname, kind, node, "w_in")
             params = {"tau_syn": _q(tau_syn, "second"),
                       "tau_m": _q(_uniform(fname, kind, node, "tau_mem") * unit_s, "second"),
-                      "v_leak": _q(_uniform(fname, kind, node, "v_leak"), "volt"),
-                      "v_th": _q(_uniform(fname, kind, node, "v_threshold"), "volt"),
-                      "v_reset": _q(_uniform(fname, kind, node, "v_reset"), "volt"),
-                      "R_m": _q(_uniform(fname, kind, node, "r"), "ohm"), "reset_mode": "to_value"}
-            model, factor[fname], wunit = "cuba_lif", w_in * dt / tau_syn, "amp"
+                      "v_leak": _q(_uniform(fname, kind, node, "v_leak"), "volt")}
+            if spiking:
+                params["v_th"] = _q(_uniform(fname, kind, node, "v_threshold"), "volt")
+                params["v_reset"] = _q(_uniform(fname, kind, node, "v_reset"), "volt")
+            params["R_m"] = _q(_uniform(fname, kind, node, "r"), "ohm")
+            if spiking:
+                params["reset_mode"] = "to_value"
+            model = "cuba_lif" if spiking else "cuba_li"
+            factor[fname], wunit = w_in * dt / tau_syn, "amp"
         elif kind == "LI":
             tau = _uniform(fname, kind, node, "tau") * unit_s
             r = _uniform(fname, kind, node, "r")
             params = {"tau_m": _q(tau, "second"), "v_leak": _q(_uniform(fname, kind, node, "v_leak"), "volt"),
                       "R_m": _q(r, "ohm")}
             model, factor[fname], wunit = "li", r * dt / tau, "volt"
-        elif kind == "CubaLI":
-            tau_syn = _uniform(fname, kind, node, "tau_syn") * unit_s
-            w_in = _uniform(fname, kind, node, "w_in")
-            params = {"tau_syn": _q(tau_syn, "second"),
-                      "tau_m": _q(_uniform(fname, kind, node, "tau_mem") * unit_s, "second"),
-                      "v_leak": _q(_uniform(fname, kind, node, "v_leak"), "volt"),
-                      "R_m": _q(_uniform(fname, kind, node, "r"), "ohm")}
-            model, factor[fname], wunit = "cuba_li", w_in * dt / tau_syn, "amp"
         else:  # IF
             r = _uniform(fname, kind, node, "r")
             if r <= 0:

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from ..plasticity.stdp import stdp_window_net
 from .digits import digits_split, pick_device
 from .eqprop import (
     EnergyNet,
@@ -134,16 +135,23 @@ def plot_feedback(out, path):
 
 
 # ---------------------------------------------------------------------------- EqProp
-def eqprop_fd_check(betas=(0.01, 0.1, 0.5), seed=3):
-    """Cosine between the EqProp update and finite-difference gradients on a tiny net (float64)."""
-    net = EnergyNet((8, 10, 10, 4), seed=seed, dtype=torch.float64)
+def _tiny_net(sizes, seed=3):
+    """A small random float64 energy net (weights scaled by 0.6, biases 0.4), a seeded batch of 6
+    random inputs and their one-hot targets (class i % classes): the checks' test problem."""
+    net = EnergyNet(sizes, seed=seed, dtype=torch.float64)
     for w in net.W:
         w.mul_(0.6)
     for b in net.b:
         b.fill_(0.4)
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(6, 8, generator=g, dtype=torch.float64)
-    d = onehot(torch.arange(6) % 4, 4, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(6, sizes[0], generator=gen, dtype=torch.float64)
+    d = onehot(torch.arange(6) % sizes[-1], sizes[-1], dtype=torch.float64)
+    return net, x, d
+
+
+def eqprop_fd_check(betas=(0.01, 0.1, 0.5), seed=3):
+    """Cosine between the EqProp update and finite-difference gradients on a tiny net (float64)."""
+    net, x, d = _tiny_net((8, 10, 10, 4), seed=seed)
     s0, _ = net.relax(x, net.zeros(6), 400, 1.0)
     fd = finite_difference_grad(net, x, d, n_iter=60, eps=1.0, h=1e-6)
     out = {}
@@ -252,15 +260,9 @@ def run_inference(seed=0, epochs=25, consistency=0.05, tol=1e-3, eps=0.5, device
         })
         out["nets"][name] = rec
     # a deeper random net for the early-inference statement across two hidden layers
-    g = EnergyNet((10, 12, 12, 4), seed=3, dtype=torch.float64)
-    for w in g.W:
-        w.mul_(0.6)
-    for b in g.b:
-        b.fill_(0.4)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(6, 10, generator=gen, dtype=torch.float64)
+    g, x, d = _tiny_net((10, 12, 12, 4), seed=3)
     s, _ = g.relax(x, g.zeros(6), 600, 0.5)
-    ei = early_inference(g, x, s, onehot(torch.arange(6) % 4, 4, dtype=torch.float64), 1e-3, 0.1, 8)
+    ei = early_inference(g, x, s, d, 1e-3, 0.1, 8)
     out["deep_random_10_12_12_4"] = ei
     cons = out["nets"]["eqprop+consistency"]
     out["checks"] = {
@@ -295,28 +297,6 @@ def plot_inference(out, path):
 
 
 # ---------------------------------------------------------------------------- STDP window
-def stdp_window_net(params, delta_t, dt=1e-4, steps=3000):
-    """One pre spike train and one post neuron forced to fire by a strong driver; the plastic
-    synapse is too weak to matter (same protocol as the Brian2 backend's tests)."""
-    from ..ir import (Network, PlasticityRule, Population, Probe, Projection, Simulation,
-                      SpikeTimesStimulus, Weights, verify)
-
-    t_post_drive = 0.1
-    t_pre = t_post_drive + dt - delta_t
-    return verify(Network(
-        name="stdp_pair", simulation=Simulation(dt, steps, seed=0),
-        populations=(Population("post", 1, "lif", {"t_ref": 2e-3}),),
-        stimuli=(SpikeTimesStimulus("pre", 1, (0,), (t_pre,)),
-                 SpikeTimesStimulus("driver", 1, (0,), (t_post_drive,))),
-        projections=(
-            Projection("plastic", "pre", "post", Weights("constant", {"value": 0.1e-3}, unit="volt"),
-                       plasticity=PlasticityRule("stdp", params)),
-            Projection("drive", "driver", "post", Weights("constant", {"value": 30e-3}, unit="volt")),
-        ),
-        probes=(Probe("w", "plastic", "weights"), Probe("post", "post", "spikes"), Probe("pre", "pre", "spikes")),
-    ))
-
-
 def run_stdp_window(deltas_ms=None, eta=2e-5, tau_pre=20e-3, tau_s=20e-3, backends=("reference", "brian2", "lava", "torch"),
                     progress=True):
     """Bengio's rule (dw = eta x_pre ds_post/dt) in its spiking trace form, lowered to pair STDP,

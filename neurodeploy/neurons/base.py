@@ -94,5 +94,21 @@ class NeuronModel:
         return (cls.__doc__ or "").strip()
 
 
+class ResetModeMixin:
+    """For models with a ``reset_mode`` parameter (``to_value`` or ``subtract``), ``v_th`` and
+    ``v_reset``: the Brian2 reset statement and the reference step's reset, from one place."""
+
+    @classmethod
+    def reset_code(cls, p) -> str:
+        return "v -= v_th - v_reset" if p.reset_mode == "subtract" else "v = v_reset"
+
+    @staticmethod
+    def apply_reset(p, v: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+        """``v`` with the spiking neurons reset: to ``v_reset``, or by ``v_th - v_reset``."""
+        if p.reset_mode == "subtract":
+            return np.where(spikes, v - (p.v_th - p.v_reset), v)
+        return np.where(spikes, p.v_reset, v)
+
+
 def params_dict(p) -> dict[str, float]:
     return dataclasses.asdict(p)

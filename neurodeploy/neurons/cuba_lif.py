@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..params import param
-from .base import NeuronModel, register_neuron
+from .base import NeuronModel, ResetModeMixin, register_neuron
 
 
 @register_neuron
-class CubaLIF(NeuronModel):
+class CubaLIF(ResetModeMixin, NeuronModel):
     r"""Current-based leaky integrate-and-fire neuron (two exponential stages).
 
     .. math::
@@ -65,10 +65,6 @@ class CubaLIF(NeuronModel):
     refractory = "t_ref"
 
     @classmethod
-    def reset_code(cls, p) -> str:
-        return "v -= v_th - v_reset" if p.reset_mode == "subtract" else "v = v_reset"
-
-    @classmethod
     def reference_step(cls, p, state, inputs, dt, rng=None):
         v = state["v"].copy()
         i_syn = state["I"].copy()
@@ -90,9 +86,6 @@ class CubaLIF(NeuronModel):
         i_syn = i_syn * a_s
         spikes = active & (v > p.v_th)
         i_syn = i_syn + np.asarray(inputs.get("syn", 0.0), dtype=float)
-        if p.reset_mode == "subtract":
-            v = np.where(spikes, v - (p.v_th - p.v_reset), v)
-        else:
-            v = np.where(spikes, p.v_reset, v)
+        v = cls.apply_reset(p, v, spikes)
         ref = np.where(spikes, int(round(p.t_ref / dt)), np.maximum(ref, 0))
         return dict(state, v=v, I=i_syn, I_ext=np.broadcast_to(i_ext, (n,)).copy(), _ref_steps=ref), spikes

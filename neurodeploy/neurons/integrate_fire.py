@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..params import param
-from .base import NeuronModel, register_neuron
+from .base import NeuronModel, ResetModeMixin, register_neuron
 
 
 @register_neuron
-class IF(NeuronModel):
+class IF(ResetModeMixin, NeuronModel):
     r"""Integrate-and-fire neuron without leak (voltage-jump synapses; NIR's ``IF``).
 
     .. math::
@@ -56,10 +56,6 @@ class IF(NeuronModel):
     reset = "v = v_reset"
 
     @classmethod
-    def reset_code(cls, p) -> str:
-        return "v -= v_th - v_reset" if p.reset_mode == "subtract" else "v = v_reset"
-
-    @classmethod
     def reference_step(cls, p, state, inputs, dt, rng=None):
         v = state["v"].copy()
         n = v.shape[0]
@@ -67,10 +63,7 @@ class IF(NeuronModel):
         v = v + dt * (i_ext + p.I_bias) / p.C_m
         spikes = v > p.v_th
         v = v + np.asarray(inputs.get("syn", 0.0), dtype=float)
-        if p.reset_mode == "subtract":
-            v = np.where(spikes, v - (p.v_th - p.v_reset), v)
-        else:
-            v = np.where(spikes, p.v_reset, v)
+        v = cls.apply_reset(p, v, spikes)
         out = dict(state, v=v)
         if "I_ext" in state:
             out["I_ext"] = np.broadcast_to(i_ext, (n,)).copy()

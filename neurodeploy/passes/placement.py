@@ -112,29 +112,29 @@ def place(net: Network, target: Target, allow_fallback: bool = True) -> Placemen
     fb = set(reasons)
     pulled: dict[str, str] = {}
     pops = {p.name for p in net.populations}
+
+    def pull(item: str, by: str, why: str) -> bool:
+        """Put ``item`` on the fallback because ``by`` runs there; True if that is news."""
+        if by in fb and item not in fb:
+            fb.add(item)
+            pulled[item] = why
+            return True
+        return False
+
     changed = True
     while changed:  # close under "a population runs with what drives it, a projection with its target"
         changed = False
         for s in net.stimuli:
-            if _is_current(s) and s.name in fb and s.target not in fb:
-                fb.add(s.target)
-                pulled[s.target] = f"driven by '{s.name}', which runs on the fallback"
-                changed = True
+            if _is_current(s):
+                changed |= pull(s.target, s.name, f"driven by '{s.name}', which runs on the fallback")
         for pr in net.projections:
-            if pr.name in fb and pr.target in pops and pr.target not in fb:
-                fb.add(pr.target)
-                pulled[pr.target] = f"its input projection '{pr.name}' runs on the fallback"
-                changed = True
+            if pr.target in pops:
+                changed |= pull(pr.target, pr.name, f"its input projection '{pr.name}' runs on the fallback")
         for pr in net.projections:
-            if pr.target in fb and pr.name not in fb:
-                fb.add(pr.name)
-                pulled[pr.name] = f"its target '{pr.target}' runs on the fallback"
-                changed = True
+            changed |= pull(pr.name, pr.target, f"its target '{pr.target}' runs on the fallback")
         for s in net.stimuli:
-            if _is_current(s) and s.target in fb and s.name not in fb:
-                fb.add(s.name)
-                pulled[s.name] = f"its target '{s.target}' runs on the fallback"
-                changed = True
+            if _is_current(s):
+                changed |= pull(s.name, s.target, f"its target '{s.target}' runs on the fallback")
     for s in net.stimuli:  # spike sources go where all their consumers are
         if _is_current(s) or s.name in fb:
             continue

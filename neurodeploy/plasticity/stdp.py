@@ -64,3 +64,27 @@ class PairSTDP(PlasticityRuleDef):
             terms = (Term(p.a_plus, ("y0", "x1")), Term(-p.a_minus, ("x0", "y1")))
         return CanonicalRule("stdp", terms, x1=Trace(p.tau_pre), y1=Trace(p.tau_post),
                              w_min=p.w_min, w_max=p.w_max)
+
+
+def stdp_window_net(params, delta_t, dt=1e-4, steps=3000):
+    """One pre spike train and one post neuron forced to fire by a strong driver; the plastic
+    synapse is too weak to matter (the STDP window experiment's and the Brian2 backend tests'
+    protocol). ``delta_t = t_post - t_pre`` (s); the post neuron fires one step after its drive
+    arrives."""
+    from ..ir import (Network, PlasticityRule, Population, Probe, Projection, Simulation,
+                      SpikeTimesStimulus, Weights, verify)
+
+    t_post_drive = 0.1
+    t_pre = t_post_drive + dt - delta_t
+    return verify(Network(
+        name="stdp_pair", simulation=Simulation(dt, steps, seed=0),
+        populations=(Population("post", 1, "lif", {"t_ref": 2e-3}),),
+        stimuli=(SpikeTimesStimulus("pre", 1, (0,), (t_pre,)),
+                 SpikeTimesStimulus("driver", 1, (0,), (t_post_drive,))),
+        projections=(
+            Projection("plastic", "pre", "post", Weights("constant", {"value": 0.1e-3}, unit="volt"),
+                       plasticity=PlasticityRule("stdp", params)),
+            Projection("drive", "driver", "post", Weights("constant", {"value": 30e-3}, unit="volt")),
+        ),
+        probes=(Probe("w", "plastic", "weights"), Probe("post", "post", "spikes"), Probe("pre", "pre", "spikes")),
+    ))

@@ -30,7 +30,7 @@ from neurodeploy.ir import (
     verify,
 )
 from neurodeploy.neurons import NEURONS, get_neuron
-from neurodeploy.plasticity.stdp import PairSTDP
+from neurodeploy.plasticity.stdp import PairSTDP, stdp_window_net
 from neurodeploy.result import Result
 
 from ..conftest import MODELS, rel
@@ -157,21 +157,7 @@ def _stdp_pair(delta_t: float) -> tuple[Network, dict]:
     and the plastic synapse is too weak to matter. delta_t = t_post - t_pre (s)."""
     params = {"tau_pre": 20e-3, "tau_post": 20e-3, "a_plus": 0.01e-3, "a_minus": 0.0105e-3,
               "w_min": 0.0, "w_max": 1e-3}
-    t_post_drive = 0.1  # the post neuron fires one step after its drive arrives
-    t_pre = t_post_drive + 1e-4 - delta_t
-    net = verify(Network(
-        name="stdp_pair", simulation=Simulation(1e-4, 3000, seed=0),
-        populations=(Population("post", 1, "lif", {"t_ref": 2e-3}),),
-        stimuli=(SpikeTimesStimulus("pre", 1, (0,), (t_pre,)),
-                 SpikeTimesStimulus("driver", 1, (0,), (t_post_drive,))),
-        projections=(
-            Projection("plastic", "pre", "post", Weights("constant", {"value": 0.1e-3}, unit="volt"),
-                       plasticity=PlasticityRule("stdp", params)),
-            Projection("drive", "driver", "post", Weights("constant", {"value": 30e-3}, unit="volt")),
-        ),
-        probes=(Probe("w", "plastic", "weights"), Probe("post", "post", "spikes"), Probe("pre", "pre", "spikes")),
-    ))
-    return net, params
+    return stdp_window_net(params, delta_t, dt=1e-4, steps=3000), params
 
 
 @pytest.mark.parametrize("delta_ms", [-20, -5, 5, 20])

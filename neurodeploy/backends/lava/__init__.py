@@ -107,12 +107,7 @@ def run(net: Network, target: Target, options: LavaOptions | None = None) -> Res
                 "no Loihi 2 microcode; only Lava's own LIF runs on the chip")
     ensure_lava_importable()
     t0 = time.perf_counter()
-    try:
-        data = _simulate(low, q, net, hardware)
-    except (BackendError, NotImplementedYet):
-        raise
-    except Exception as e:
-        raise BackendError(f"Lava failed while running '{net.name}': {type(e).__name__}: {e}") from e
+    data = _simulate_or_fail(f"Lava failed while running '{net.name}'", low, q, net, hardware)
     wall = time.perf_counter() - t0
     res = _result(net, low, q, target, data, wall)
     res.versions = versions()
@@ -147,6 +142,17 @@ def _learning_dense(pr, q, dt: float, procs: dict):
     conn.a_out.connect(procs[pr.target].a_in)
     procs[pr.target].s_out.connect(conn.s_in_bap)  # the post spikes the learning rule needs
     return conn
+
+
+def _simulate_or_fail(failure: str, *args, **kwargs) -> dict:
+    """:func:`_simulate`, any error but ours raised as a :class:`BackendError` that starts with
+    ``failure`` (the plain and the hybrid Lava runs)."""
+    try:
+        return _simulate(*args, **kwargs)
+    except (BackendError, NotImplementedYet):
+        raise
+    except Exception as e:
+        raise BackendError(f"{failure}: {type(e).__name__}: {e}") from e
 
 
 def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybrid=None) -> dict:

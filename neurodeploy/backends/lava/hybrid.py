@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ...errors import BackendError, NotImplementedYet
+from ...errors import NotImplementedYet
 from ...ir.nodes import Network
 from ...result import Result
 from ...targets import Target, load_target
@@ -63,7 +63,7 @@ def run(net: Network, target: Target, plan, progress: bool = True) -> Result:
     from ..torch import TorchOptions, TorchSim, pick_device
     from ..torch import run as torch_run
     from ..versions import versions
-    from . import LavaOptions, _result, _simulate, compile_network
+    from . import LavaOptions, _result, _simulate_or_fail, compile_network
     from . import run as lava_run
 
     fb_target = load_target(target.fallback or "torch")
@@ -87,12 +87,8 @@ def run(net: Network, target: Target, plan, progress: bool = True) -> Result:
     ensure_lava_importable()
     t0 = time.perf_counter()
     bridge = Bridge(sim, listens, speaks)
-    try:
-        data = _simulate(low, q, lava_net, hybrid=bridge)
-    except (BackendError, NotImplementedYet):
-        raise
-    except Exception as e:
-        raise BackendError(f"the hybrid Lava + torch run of '{net.name}' failed: {type(e).__name__}: {e}") from e
+    data = _simulate_or_fail(f"the hybrid Lava + torch run of '{net.name}' failed", low, q, lava_net,
+                             hybrid=bridge)
     wall = time.perf_counter() - t0
     res = _result(lava_net, low, q, target, data, wall)
     sim.load(bridge.flat[: sim.record_size()])
