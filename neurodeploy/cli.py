@@ -33,9 +33,14 @@ examples:
   neurodeploy info                           versions and which backends work here
   neurodeploy compile models/cuba_chain.yaml --target loihi2-sim -o out/chain
   neurodeploy run models/single_lif.yaml --target brian2 -o out/lif
+  neurodeploy validate models/cuba_chain.yaml --target loihi2-sim -o out/val
+  neurodeploy import tests/fixtures/nir-paper-lif/lif_norse.nir -o out/lif_norse.yaml
+  neurodeploy export models/cuba_chain.yaml -o out/chain.nir
+  neurodeploy train models/train/ipvae_digits.yaml -o out/ipvae
 
 exit codes: 0 ok, 1 invalid input, 2 usage error, 3 backend failure / not implemented yet
-docs: docs/spec.md (the YAML format), README.md (set-up, status)
+docs: docs/spec.md (the YAML format), docs/validate.md, docs/interop.md, docs/torch.md,
+      docs/ipvae.md, docs/learning.md, README.md (set-up, status)
 """
 
 
