@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -39,9 +37,8 @@ from neurodeploy.backends.brian2 import run as brian2_run  # noqa: E402
 from neurodeploy.backends.lava import run as lava_run  # noqa: E402
 from neurodeploy.backends.torch import TorchOptions  # noqa: E402
 from neurodeploy.backends.torch import run as torch_run  # noqa: E402
-from neurodeploy.backends.versions import versions  # noqa: E402
-from neurodeploy.io import atomic_write_json  # noqa: E402
 from neurodeploy.targets import load_target  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 BACKENDS = {
     "brian2-numpy": (lambda n: brian2_run(n, options=Brian2Options(codegen="numpy", progress=False)), 400),
@@ -189,20 +186,12 @@ def main() -> int:
         fastest = min(r[k]["ms_per_step"] for k in ("brian2-numpy", "brian2-cython") if r.get(k))
         parts.append(f"{fastest / t:.2f}x Brian2's fastest runtime target")
         print("  " + " ".join(parts))
-    if batch is None:
-        atomic_write_json(args.out, {"benchmark": "backends", "rows": rows, "matmul_peak_gflops": peak,
-                                     "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-                                     "versions": versions()})
-        print(f"wrote {os.path.relpath(args.out)}")
-        return 0
-    print(f"\nbatched: {batch['trials']} trials of the 1k network at once: {batch['ms_per_step']:.2f} ms per step, "
-          f"{batch['ms_per_trial_step'] * 1e3:.1f} us per trial-step; dense matmul part "
-          f"{batch['dense_matmul_gflops']:.1f} GFLOP/s = {batch['roofline_fraction'] * 100:.0f} % of this machine's "
-          f"float32 matmul ({peak:.1f} GFLOP/s)")
-    atomic_write_json(args.out, {"benchmark": "backends", "rows": rows, "batched": batch, "matmul_peak_gflops": peak,
-                                 "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-                                 "versions": versions()})
-    print(f"wrote {os.path.relpath(args.out)}")
+    if batch is not None:
+        print(f"\nbatched: {batch['trials']} trials of the 1k network at once: {batch['ms_per_step']:.2f} ms per step, "
+              f"{batch['ms_per_trial_step'] * 1e3:.1f} us per trial-step; dense matmul part "
+              f"{batch['dense_matmul_gflops']:.1f} GFLOP/s = {batch['roofline_fraction'] * 100:.0f} % of this machine's "
+              f"float32 matmul ({peak:.1f} GFLOP/s)")
+    write_results(args.out, "backends", rows=rows, batched=batch, matmul_peak_gflops=peak)
     return 0
 
 

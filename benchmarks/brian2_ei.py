@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,8 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import neurodeploy as nd  # noqa: E402
 from neurodeploy.backends.brian2 import Brian2Options, run  # noqa: E402
-from neurodeploy.backends.versions import versions  # noqa: E402
-from neurodeploy.io import atomic_write_json  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 
 def scaled(n: int, duration: float):
@@ -127,12 +124,7 @@ def main() -> int:
         print(line)
     if compile_s is not None:
         print(f"(one-off Cython compilation before the table: {compile_s:.1f} s; cached afterwards)")
-    payload = {"benchmark": "brian2_ei", "duration_s": args.duration, "rows": rows,
-               "cython_compile_s": compile_s, "machine": {"platform": platform.platform(),
-                                                         "cpus": os.cpu_count()},
-               "versions": versions()}
-    atomic_write_json(args.out, payload)
-    print(f"wrote {os.path.relpath(args.out)}")
+    write_results(args.out, "brian2_ei", duration_s=args.duration, rows=rows, cython_compile_s=compile_s)
     return 0
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,10 +31,9 @@ from brian2_ei import scaled  # noqa: E402
 from neurodeploy.backends.brian2 import Brian2Options  # noqa: E402
 from neurodeploy.backends.brian2 import run as brian2_run  # noqa: E402
 from neurodeploy.backends.lava import run as lava_run  # noqa: E402
-from neurodeploy.backends.versions import versions  # noqa: E402
 from neurodeploy.compiler import compile_network  # noqa: E402
-from neurodeploy.io import atomic_write_json  # noqa: E402
 from neurodeploy.targets import load_target  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 RUNNERS = {
     "brian2-numpy": lambda net: brian2_run(net, options=Brian2Options(codegen="numpy", progress=False)),
@@ -98,10 +95,7 @@ def main() -> int:
     print(f"\ncompile for loihi2-sim (lower + quantize + partition), {comp['neurons']} neurons, "
           f"{n_syn:,} synapses: {compile_s:.2f} s "
           f"({', '.join(f'{k} {v:.2f} s' for k, v in compiled.timings.items())})")
-    atomic_write_json(args.out, {"benchmark": "lava_ei", "steps_S": args.steps, "rows": rows, "compile": comp,
-                                 "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-                                 "versions": versions()})
-    print(f"wrote {os.path.relpath(args.out)}")
+    write_results(args.out, "lava_ei", steps_S=args.steps, rows=rows, compile=comp)
     return 0
 
 

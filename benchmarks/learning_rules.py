@@ -97,7 +97,7 @@ def main() -> int:
                      "< 7%", f"{s['seconds_mean']:.1f} s/run"))
         alt = ex.run_eqprop(seeds=tuple(range(args.seeds)), device=args.device, beta=0.5, fd_check=False)
         res["eqprop_beta_0.5"] = alt
-        rows.append((f"EqProp test error, beta 0.5 (reference code's value)",
+        rows.append(("EqProp test error, beta 0.5 (reference code's value)",
                      f"{100 * alt['summary']['test_err_mean']:.2f} ± {100 * alt['summary']['test_err_std']:.2f}% (max {100 * max(alt['summary']['test_err']):.2f})",
                      "(info)", f"{alt['summary']['seconds_mean']:.1f} s/run"))
         for k, v in out["fd_cosine"].items():

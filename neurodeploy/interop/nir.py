@@ -414,7 +414,6 @@ def convert(graph, *, path="graph.nir", dt: float | None = None, steps: int | No
     """A NIR graph -> spec data (see the module docstring for the mapping)."""
     from scipy import sparse
 
-    nir = _nir()
     report: dict[str, Any] = {"file": str(path), "nodes": {}, "dropped": [], "approximated": [], "notes": list(notes or [])}
     meta = graph.metadata.get(NS, {}) if isinstance(getattr(graph, "metadata", None), dict) else {}
     if dt is None:

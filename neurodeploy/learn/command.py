@@ -203,9 +203,9 @@ def run(args) -> int:
         cfg.epochs = args.epochs
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available here", )
-    device = torch.device("cuda" if (args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())) else "cpu")
+    from ..backends.torch import pick_device
+
+    device = pick_device(args.device)
     out = Path(args.out or Path("out/train") / cfg.name)
     out.mkdir(parents=True, exist_ok=True)
     X_train, X_test = train_test(cfg.dataset)

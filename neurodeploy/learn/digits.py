@@ -28,9 +28,7 @@ def digits_split(center: bool = False, seed: int = 0):
 
 
 def pick_device(device: str | None = None):
-    """``device`` if given, else CUDA when available, else CPU."""
-    import torch
+    """``device`` if given, else CUDA when available, else CPU (the torch backend's rule)."""
+    from ..backends.torch import pick_device as _pick
 
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return _pick(device or "auto")

@@ -121,7 +121,6 @@ def plot_feedback(out, path):
             a = np.mean([r[kind] for r in runs], axis=0)
             for l in range(n_layers):
                 ax[row, l + 1].plot(ep, a[:, l], color=colors.get(rule), label=rule.upper())
-        da = np.mean([r["delta_angle"] for r in runs], axis=0)
     ax[0, 0].set(title="test accuracy (mean over seeds)", xlabel="epoch", ylabel="%", ylim=(80, 100))
     ax[0, 0].legend()
     for l in range(n_layers):

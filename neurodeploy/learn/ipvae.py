@@ -110,9 +110,6 @@ def _torch():
     return torch
 
 
-def default_device():
-    torch = _torch()
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def relaxed_poisson(rate, temperature: float, n_exp: int, generator=None):

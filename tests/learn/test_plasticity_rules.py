@@ -10,7 +10,7 @@ import torch
 from neurodeploy.learn.rules import bengio_rate_dw, hebbian_dw, oja_dw
 from neurodeploy.plasticity import RULES
 from neurodeploy.plasticity.bengio import BengioSTDP, BengioSTDPParams
-from neurodeploy.plasticity.canonical import CanonicalRule, Term, Trace
+from neurodeploy.plasticity.canonical import Term
 from neurodeploy.plasticity.stdp import PairSTDP
 
 torch.set_num_threads(1)  # 2 shared CPU cores; these problems are tiny
