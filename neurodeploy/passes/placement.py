@@ -2,8 +2,9 @@
 
 For a target with a ``fallback`` (``targets/<name>.yaml``; the Lava targets name ``torch``), each
 node (population, stimulus, projection, plasticity rule) is checked with the target backend's
-``supports(node, net) -> (ok, reason)`` (:func:`neurodeploy.backends.lava.supports`: what the
-Lava lowering cannot express, and populations larger than the whole chip). What is not supported
+``supports(node, net) -> (ok, reason)``, asked for all nodes at once
+(:func:`neurodeploy.backends.lava.unsupported`: what the Lava lowering cannot express, and
+populations larger than the whole chip). What is not supported
 goes to the fallback, with the reason; then placement is closed under the rules that keep every
 computation in one place:
 
@@ -103,12 +104,7 @@ def place(net: Network, target: Target, allow_fallback: bool = True) -> Placemen
     if net.blocks:
         raise NotImplementedYet(f"'{net.name}' has blocks ({', '.join(b.name for b in net.blocks)}); block "
                                 "expansion is not implemented yet (it lands with the iP-VAE issue)")
-    reasons: dict[str, str] = {}
-    for group in (net.populations, net.stimuli, net.projections):
-        for n in group:
-            ok, why = lava_backend.supports(n.name, net, target)
-            if not ok:
-                reasons[n.name] = why
+    reasons = lava_backend.unsupported(net, target)
     fb = set(reasons)
     pulled: dict[str, str] = {}
     pops = {p.name for p in net.populations}

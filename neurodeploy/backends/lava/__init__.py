@@ -44,21 +44,25 @@ def available() -> tuple[bool, str]:
     return lava_status()
 
 
-def supports(node: str, net: Network, target=None) -> tuple[bool, str]:
-    """(ok, reason) for one node of ``net`` on a Lava target, for the placement pass: what the
-    lowering cannot express (:func:`.lowering.unsupported_nodes`) and, with the target's limits,
-    a population larger than all its cores together."""
-    for u in unsupported_nodes(net):
-        if u.node == node:
-            return False, u.reason
+def unsupported(net: Network, target=None) -> dict[str, str]:
+    """Node name -> reason, for every node of ``net`` a Lava target cannot run: what the lowering
+    cannot express (:func:`.lowering.unsupported_nodes`) and, with the target's limits, a
+    population larger than all its cores together. The placement pass asks this once per net."""
+    out = {u.node: u.reason for u in reversed(unsupported_nodes(net))}  # the first reason wins
     limits = target.limits if target is not None else {}
     per_core, cores, chips = (limits.get(k) for k in ("neurons_per_core", "cores_per_chip", "chips"))
     if per_core and cores and chips:
-        pop = next((p for p in net.populations if p.name == node), None)
-        if pop is not None and pop.size > per_core * cores * chips:
-            return False, (f"{pop.size} neurons exceed the chip ({per_core} per core x {cores} cores x "
-                           f"{chips} chip(s) = {per_core * cores * chips})")
-    return True, ""
+        for pop in net.populations:
+            if pop.name not in out and pop.size > per_core * cores * chips:
+                out[pop.name] = (f"{pop.size} neurons exceed the chip ({per_core} per core x {cores} cores x "
+                                 f"{chips} chip(s) = {per_core * cores * chips})")
+    return out
+
+
+def supports(node: str, net: Network, target=None) -> tuple[bool, str]:
+    """(ok, reason) for one node of ``net`` on a Lava target (see :func:`unsupported`)."""
+    why = unsupported(net, target).get(node)
+    return why is None, why or ""
 
 
 def compile_network(net: Network, target: Target):
