@@ -53,6 +53,8 @@ class NeuronModel:
     threshold: ClassVar[str | None] = None
     reset: ClassVar[str | None] = None
     refractory: ClassVar[str | None] = None
+    #: Brian2 integration method; "euler" is exact where the derivative is constant over a step
+    brian2_method: ClassVar[str] = "exact"
 
     @classmethod
     def reset_code(cls, p) -> str | None:

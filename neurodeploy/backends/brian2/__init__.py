@@ -208,7 +208,7 @@ def _build(net: Network, opts: Brian2Options) -> _Built:
                 eqs += f"\nnd_mask{k} : 1 (constant)"
                 code.append(f"{ta}(t) * nd_mask{k}")
         g = b2.NeuronGroup(pop.size, eqs, threshold=model.threshold, reset=model.reset_code(p),
-                           refractory=model.refractory or False, method=getattr(model, "brian2_method", "exact"), namespace=ns, dt=dt,
+                           refractory=model.refractory or False, method=model.brian2_method, namespace=ns, dt=dt,
                            name=f"nd_pop_{pop.name}")
         for var, values in mat.initial_state(net, pop).items():
             setattr(g, var, values * _unit(model.state[var]))
