@@ -67,7 +67,7 @@ def param_table(cls) -> str:
             unit = " / ".join(info.choices)
         if default is REQUIRED:
             d = "required"
-        elif info.kind == "quantity" and info.unit not in ("1", "weight"):
+        elif info.kind == "quantity" and info.unit != "1" and not info.unit.startswith("weight"):
             from .units import format_si
 
             d = format_si(default, info.unit)

@@ -24,6 +24,7 @@ from . import materialize as mat
 from .ir.nodes import Network, PoissonStimulus, SpikeTimesStimulus, ArrayStimulus
 from .ir.verify import endpoints
 from .neurons import get_neuron
+from .plasticity import lowering
 from .result import Result, SpikeTrains, Trace
 
 
@@ -64,6 +65,33 @@ class _Plastic:
         return self.sign * self.w
 
 
+class _CanonicalPlastic:
+    """Any other rule, through its canonical trace form (:class:`~.plasticity.canonical.SynapseState`,
+    event semantics): delivery with the step's old weights, then impulses, then the products."""
+
+    def __init__(self, syn: mat.SynapseData, rule, dt: float):
+        from .plasticity.canonical import SynapseState
+
+        self.i, self.j, self.sign = syn.i, syn.j, syn.sign
+        self.state = SynapseState(rule, syn.w * syn.sign, dt)
+        self.pre = np.zeros(len(self.i), dtype=bool)
+
+    def decay(self):
+        pass  # SynapseState.step decays
+
+    def on_pre(self, arrived: np.ndarray, n_tgt: int) -> np.ndarray:
+        self.pre = arrived[self.i]
+        out = np.zeros(n_tgt)
+        np.add.at(out, self.j[self.pre], self.sign * self.state.w[self.pre])
+        return out
+
+    def on_post(self, post_spikes: np.ndarray) -> None:
+        self.state.step(self.pre, post_spikes[self.j])
+
+    def effective(self) -> np.ndarray:
+        return self.sign * self.state.w
+
+
 def simulate(net: Network) -> Result:
     t0 = time.perf_counter()
     dt, steps = net.simulation.dt, net.simulation.steps
@@ -91,9 +119,9 @@ def simulate(net: Network) -> Result:
         L = syn.delay_steps + 1
         arrivals[pr.name] = np.zeros((L, n_src), dtype=bool)
         if pr.plasticity is not None:
-            if pr.plasticity.rule != "stdp":
-                raise NotImplementedError(f"plasticity rule '{pr.plasticity.rule}' in the reference simulator")
-            plastic.append((pr, syn, _Plastic(syn, pr.plasticity.params, dt)))
+            low = lowering(pr.plasticity.rule, pr.plasticity.params, dt)
+            pl = _Plastic(syn, low.stdp, dt) if low.kind == "stdp" else _CanonicalPlastic(syn, low.canonical, dt)
+            plastic.append((pr, syn, pl))
         else:
             W = sparse.csr_matrix((syn.w, (syn.i, syn.j)), shape=(n_src, n_tgt))
             static.append((pr, syn, W.T.tocsr()))

@@ -1,13 +1,22 @@
 """Plasticity rules. Each rule is a file here, registered with :func:`register_rule`.
 
 A rule declares its parameters on a frozen dataclass (the spec schema is derived from it).
-Parameters in the pseudo-unit ``"weight"`` take the unit of the weights of the projection the
-rule is attached to. The learning-rules issue adds the canonical trace form and the lowerings;
-this registry is what the spec checker validates against.
+Parameters in the pseudo-unit ``"weight"`` (or ``"weight/second"``) take the unit of the weights
+of the projection the rule is attached to. This registry is what the spec checker validates
+against.
+
+How a rule reaches the backends (:func:`lowering`): every rule says, through ``lower(p, dt)``,
+either that it *is* pair STDP (``stdp``, and rules with an exactly equal pair window such as
+``bengio_stdp``: every backend runs those through its pair-STDP path, Lava's fixed-point
+learning engine included), or gives its canonical trace form (:mod:`.canonical`), which the
+reference, Brian2, torch and Lava float/fixed lower generically with the *event semantics*
+stated in :mod:`.canonical` ("impulses first": in each step this step's trace impulses are added,
+then every product is evaluated; the semantics of Lava's learning engine).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from ..params import param_infos
@@ -34,7 +43,44 @@ class PlasticityRuleDef:
     def doc(cls) -> str:
         return (cls.__doc__ or "").strip()
 
+    @classmethod
+    def lower(cls, p, dt: float) -> "Lowering":
+        raise NotImplementedError(f"rule {cls.name!r} declares no lowering")
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """What a backend runs for a rule: ``kind == "stdp"`` with pair-STDP parameters (SI) in
+    ``stdp``, or ``kind == "canonical"`` with the trace form in ``canonical``."""
+
+    kind: str
+    stdp: dict | None = None
+    canonical: object | None = None  # canonical.CanonicalRule
+
+    @property
+    def w_min(self) -> float:
+        return float(self.stdp.get("w_min", 0.0)) if self.kind == "stdp" else float(self.canonical.w_min)
+
+    def problem(self) -> str:
+        """Why no spiking backend can run this rule from a spec ('' if they can)."""
+        if self.kind == "canonical" and self.canonical.uses("r"):
+            return "the third factor r has no spec-level source yet (it runs in the torch experiments only)"
+        return ""
+
+    @property
+    def w_max(self) -> float:
+        return float(self.stdp["w_max"]) if self.kind == "stdp" else float(self.canonical.w_max)
+
+
+def lowering(rule: str, params: dict, dt: float) -> Lowering:
+    """The :class:`Lowering` of a spec rule with SI ``params`` (defaults filled in here)."""
+    rdef = RULES.get(rule)
+    if rdef is None:
+        raise KeyError(f"unknown plasticity rule {rule!r}")
+    return rdef.lower(rdef.Params(**params), dt)
+
 
 from . import stdp  # noqa: E402,F401  (registration side effect)
+from . import bengio, local_rules  # noqa: E402,F401
 
-__all__ = ["RULES", "PlasticityRuleDef", "register_rule"]
+__all__ = ["RULES", "Lowering", "PlasticityRuleDef", "lowering", "register_rule"]

@@ -15,8 +15,10 @@ in the two spike trains, so it is a pair window (Xie & Seung 2000):
 whose integral over D is zero (a constant post rate gives no drift: only rate *changes* are
 learned). That window is exactly pair STDP with ``a_plus = eta tau_s/(tau_pre+tau_s)``,
 ``a_minus = eta tau_pre/(tau_pre+tau_s)``, ``tau_post = tau_s`` (:meth:`BengioSTDP.as_pair_stdp`),
-which is how it runs on Brian2 and Lava today (spec rule ``stdp``). This class is not registered
-in the spec-level registry (no spec key ``bengio``): use those ``stdp`` parameters in a spec.
+which is how every backend runs the spec rule ``bengio_stdp`` (:class:`BengioRule`): through its
+pair-STDP path, so Lava's fixed-point learning engine runs it too. Equal in continuous time for
+any spike trains (both are bilinear with the same kernel); the discrete-time forms differ only by
+the coincident-pair convention (see :mod:`.stdp`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..params import param
+from . import Lowering, PlasticityRuleDef, register_rule
 from .canonical import CanonicalRule, Term, Trace
 
 
@@ -67,3 +71,38 @@ class BengioSTDP:
         s = p.tau_pre + p.tau_s
         return {"tau_pre": p.tau_pre, "tau_post": p.tau_s, "a_plus": p.eta * p.tau_s / s,
                 "a_minus": p.eta * p.tau_pre / s, "w_min": w_min, "w_max": w_max}
+
+
+@register_rule
+class BengioRule(PlasticityRuleDef):
+    r"""Bengio et al. 2015's STDP-as-gradient rule in its spiking trace form.
+
+    The rule is :math:`\Delta W \propto \rho(pre)\, \dot{s}_{post}`: presynaptic rate times the
+    rate of change of the postsynaptic potential.
+
+    The presynaptic rate is a trace with time constant ``tau_pre``, the postsynaptic "membrane
+    potential" a trace of the post spikes with time constant ``tau_s``; ``dw = eta * x_pre *
+    ds_post``. For a pair at :math:`\Delta = t_{post} - t_{pre}` the change is
+    :math:`\eta\,\tau_s/(\tau_{pre}+\tau_s)\,e^{-\Delta/\tau_{pre}}` for :math:`\Delta > 0`
+    and :math:`-\eta\,\tau_{pre}/(\tau_{pre}+\tau_s)\,e^{\Delta/\tau_s}` for
+    :math:`\Delta < 0`: a window whose integral is zero (only changes of the post rate are
+    learned). Every backend runs it as the pair-STDP rule with that window (exactly equal for
+    all-to-all pairing), so it runs wherever ``stdp`` runs, Lava fixed point included.
+    """
+
+    name = "bengio_stdp"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        eta: float = param(unit="weight", doc="learning rate: dw = eta x_pre ds_post (weight unit)", min=0)
+        tau_pre: float = param(default=20e-3, unit="second", doc="presynaptic rate trace time constant",
+                               min=0, min_exclusive=True)
+        tau_s: float = param(default=20e-3, unit="second", doc="postsynaptic activity trace time constant",
+                             min=0, min_exclusive=True)
+        w_min: float = param(default=0.0, unit="weight", doc="lower weight bound")
+        w_max: float = param(unit="weight", doc="upper weight bound")
+
+    @classmethod
+    def lower(cls, p, dt: float):
+        q = BengioSTDPParams(eta=p.eta, tau_pre=p.tau_pre, tau_s=p.tau_s)
+        return Lowering("stdp", stdp=dict(BengioSTDP.as_pair_stdp(q, p.w_min, p.w_max), multiplicative=False))

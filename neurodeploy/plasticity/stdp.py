@@ -50,6 +50,14 @@ class PairSTDP(PlasticityRuleDef):
         return np.where(delta_t > 0, p.a_plus * np.exp(-delta_t / p.tau_pre),
                         np.where(delta_t < 0, -p.a_minus * np.exp(delta_t / p.tau_post), 0.0))
 
+    @classmethod
+    def lower(cls, p, dt: float):
+        from . import Lowering
+
+        return Lowering("stdp", stdp={"tau_pre": p.tau_pre, "tau_post": p.tau_post, "a_plus": p.a_plus,
+                                      "a_minus": p.a_minus, "w_min": p.w_min, "w_max": p.w_max,
+                                      "multiplicative": p.multiplicative})
+
     @staticmethod
     def canonical(p):
         """This rule in the canonical trace form (:mod:`.canonical`): ``dw = A+ y0 x1 - A- x0 y1``

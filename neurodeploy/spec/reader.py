@@ -260,6 +260,8 @@ class Reader:
 def _unit(info: ParamInfo, weight_unit: str | None) -> str | None:
     if info.unit == "weight":
         return weight_unit
+    if info.unit.startswith("weight/"):  # e.g. "weight/second": a learning rate
+        return None if weight_unit is None else f"{weight_unit}/{info.unit[len('weight/'):]}"
     return info.unit
 
 

@@ -18,7 +18,7 @@ from neurodeploy import cli
 from neurodeploy.targets import load_target
 from neurodeploy.validate.command import validate
 
-from ..conftest import MODELS, rel
+from ..conftest import MODELS, ROOT, rel
 
 #: short runs keep Lava's CPU simulator fast (ms per step for the E/I network's 13 processes)
 STEPS = {"ei_network": 150, "single_lif": 600, "cuba_chain": 200}
@@ -63,7 +63,14 @@ def test_every_shipped_model_validates_on_torch_targets(model, target, tmp_path)
 @pytest.mark.parametrize("target", ["lava", "loihi2-sim"])
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
 def test_every_shipped_model_validates_on_lava_targets(model, target, tmp_path):
-    rep = _validate(short(model), target, tmp_path)
+    net = short(model)
+    tol_file = ROOT / "models" / "tolerances" / f"{model.stem}.fixed.yaml"  # a model's stated tolerances
+    tol = None
+    if target == "loihi2-sim" and tol_file.exists():
+        from neurodeploy.validate.tolerances import load_file
+
+        tol = load_file(tol_file, "fixed", [p.name for p in net.populations], [p.name for p in net.probes])
+    rep = _validate(net, target, tmp_path, tolerances=tol)
     assert rep["verdict"]["pass"], rep["verdict"]["failures"]
     assert (tmp_path / f"{rep['network']}-{target}" / "compile" / "manifest.json").exists()
 

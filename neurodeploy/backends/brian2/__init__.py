@@ -35,6 +35,7 @@ from ...errors import BackendError
 from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
 from ...ir.verify import endpoints
 from ...neurons import get_neuron
+from ...plasticity import lowering
 from ...result import Result, SpikeTrains, Trace
 
 log = logging.getLogger("neurodeploy.brian2")
@@ -65,8 +66,10 @@ def supports(net: Network, node) -> tuple[bool, str]:
     if isinstance(node, ArrayStimulus) and node.encoding == "value":
         return False, "graded (encoding: value) sources are lowered by the block expansion (iP-VAE issue)"
     pr = getattr(node, "plasticity", None)
-    if pr is not None and pr.rule != "stdp":
-        return False, f"plasticity rule '{pr.rule}' has no Brian2 lowering yet"
+    if pr is not None:
+        why = _canonical_problem(lowering(pr.rule, pr.params, net.simulation.dt))
+        if why:
+            return False, f"plasticity rule '{pr.rule}': {why}"
     if hasattr(node, "kind") and getattr(node, "kind", None) == "ipvae":
         return False, "blocks must be expanded first (the expand pass lands with the iP-VAE issue)"
     return True, ""
@@ -243,14 +246,30 @@ def _build(net: Network, opts: Brian2Options) -> _Built:
         tgt_model = get_neuron(eps[pr.target].model.name)
         wunit = tgt_model.weight_unit
         target_var = tgt_model.synaptic_target
-        if pr.plasticity is not None:
-            model, on_pre, on_post, ns = _stdp(pr.plasticity.params, wunit, target_var, syn.sign)
-        else:
+        low = (lowering(pr.plasticity.rule, pr.plasticity.params, net.simulation.dt)
+               if pr.plasticity is not None else None)
+        canonical = low is not None and low.kind == "canonical"
+        if low is None:
             model, on_pre, on_post, ns = f"w : {wunit}", f"{target_var}_post += w", None, {}
+        elif not canonical:
+            model, on_pre, on_post, ns = _stdp(low.stdp, wunit, target_var, syn.sign)
+        else:
+            model, on_pre, on_post, ns, every_step = _canonical(low.canonical, wunit, target_var, syn.sign,
+                                                                net.simulation.dt)
+        delay = syn.delay_steps * dt
+        if canonical:  # every pre pathway has the projection's delay
+            delay = {k: delay for k in on_pre}
         S = b2.Synapses(groups[pr.source], groups[pr.target], model=model, on_pre=on_pre, on_post=on_post,
-                        delay=syn.delay_steps * dt, dt=dt, namespace=ns, method="exact",
+                        delay=delay, dt=dt, namespace=ns, method="exact",
                         name=f"nd_proj_{pr.name}")
         S.connect(i=syn.i, j=syn.j)
+        if canonical:
+            # event semantics: delivery (old weight), then the trace impulses, then the products
+            S.pre.order, S.pre_trace.order, S.post_trace.order = -3, -2, -2
+            for name in ("pre_learn", "post_learn"):
+                if name in on_pre or name in (on_post or {}):
+                    getattr(S, name).order = -1
+            S.run_regularly(every_step, when="after_synapses", name=f"nd_learn_{pr.name}")
         S.w = (syn.w * syn.sign if pr.plasticity is not None else syn.w) * _unit(wunit)
         synapses[pr.name] = (S, syn)
         objects.append(S)
@@ -299,6 +318,60 @@ def _stdp(params: dict, wunit: str, target_var: str, sign: float):
     on_post = ("apost -= a_minus\n"
                f"w = clip(w + {pot}, w_min, w_max)")
     return model, on_pre, on_post, ns
+
+
+def _canonical_problem(low) -> str:
+    """Why a canonical rule has no Brian2 lowering ('' if it has one)."""
+    if low.kind != "canonical" or low.problem():
+        return low.problem()
+    for t in low.canonical.terms:
+        if "x0" in t.factors and "y0" in t.factors:
+            return "a product of pre and post spikes of the same step (x0 * y0) has no Brian2 lowering"
+    return ""
+
+
+def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float):
+    """A canonical-form rule (:mod:`neurodeploy.plasticity.canonical`) as Brian2 ``Synapses``.
+
+    Traces are clock-driven synaptic variables (exact exponential decay each step, in the
+    ``groups`` slot); pathways, in this order within the ``synapses`` slot: ``pre`` delivers with
+    the weight before the step's change, ``pre_trace``/``post_trace`` add the impulses,
+    ``pre_learn``/``post_learn`` accumulate the ``x0``/``y0`` products into ``dw_acc``; a
+    ``run_regularly`` after the synapses adds the continuous (``dt``) products and the weight
+    decay, applies the step's change and clips -- the event semantics of the reference and of
+    Lava's learning engine. Returns ``(model, on_pre, on_post, namespace, every_step_code)``."""
+    import brian2 as b2
+
+    u = _unit(wunit)
+    ns = {"w_sign": sign, "w_min": max(rule.w_min, -1e30) * u, "w_max": min(rule.w_max, 1e30) * u}
+    lines = [f"w : {wunit}", f"dw_acc : {wunit}"]
+    pre_trace, post_trace = [], []
+    for k, tr in rule.traces().items():
+        ns[f"tau_{k}"] = tr.tau * b2.second
+        ns[f"imp_{k}"] = tr.impulse
+        lines.append(f"d{k}/dt = -{k} / tau_{k} : 1 (clock-driven)")
+        (pre_trace if k[0] == "x" else post_trace).append(f"{k} += imp_{k}")
+    groups = {"x0": [], "y0": [], "dt": []}
+    for n, t in enumerate(rule.terms):
+        dep = "x0" if "x0" in t.factors else "y0" if "y0" in t.factors else "dt"
+        p_w = t.factors.count("w")
+        coeff = t.coeff * (dt ** t.factors.count("dt"))
+        ns[f"c_{n}"] = coeff if p_w == 1 else coeff * u ** (1 - p_w)  # unit: weight^(1 - powers of w)
+        body = " * ".join([f"c_{n}"] + [f for f in t.factors if f not in ("x0", "y0", "dt")])
+        groups[dep].append(body)
+    on_pre = {"pre": f"{target_var}_post += w_sign * w",
+              "pre_trace": "\n".join(pre_trace) or "dw_acc += 0 * w"}
+    on_post = {"post_trace": "\n".join(post_trace) or "dw_acc += 0 * w"}
+    if groups["x0"]:
+        on_pre["pre_learn"] = "dw_acc += " + " + ".join(groups["x0"])
+    if groups["y0"]:
+        on_post["post_learn"] = "dw_acc += " + " + ".join(groups["y0"])
+    step = "dw_acc + " + " + ".join(groups["dt"]) if groups["dt"] else "dw_acc"
+    if rule.decay:
+        ns["w_decay"] = rule.decay * dt
+        step += " - w_decay * w"
+    every = f"w = clip(w + {step}, w_min, w_max)\ndw_acc = 0 * w"
+    return "\n".join(lines), on_pre, on_post, ns, every
 
 
 def _collect(net: Network, built: _Built, target: str, wall: float) -> Result:

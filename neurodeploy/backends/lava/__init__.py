@@ -49,6 +49,8 @@ def unsupported(net: Network, target=None) -> dict[str, str]:
     cannot express (:func:`.lowering.unsupported_nodes`) and, with the target's limits, a
     population larger than all its cores together. The placement pass asks this once per net."""
     out = {u.node: u.reason for u in reversed(unsupported_nodes(net))}  # the first reason wins
+    if target is not None and target.number_format == "fixed":
+        out.update({k: v for k, v in _fixed_rule_problems(net).items() if k not in out})
     limits = target.limits if target is not None else {}
     per_core, cores, chips = (limits.get(k) for k in ("neurons_per_core", "cores_per_chip", "chips"))
     if per_core and cores and chips:
@@ -56,6 +58,31 @@ def unsupported(net: Network, target=None) -> dict[str, str]:
             if pop.name not in out and pop.size > per_core * cores * chips:
                 out[pop.name] = (f"{pop.size} neurons exceed the chip ({per_core} per core x {cores} cores x "
                                  f"{chips} chip(s) = {per_core * cores * chips})")
+    return out
+
+
+def _fixed_rule_problems(net: Network) -> dict[str, str]:
+    """Plastic projections whose canonical rule has no fixed-point encoding (their constants,
+    after the quantize pass picked the weight scale, are out of the learning engine's range)."""
+    if not any(p.plasticity is not None for p in net.projections):
+        return {}
+    from ...errors import CompileError
+    from ...passes.quantize import quantize
+    from .learning import canonical_encoding
+
+    try:
+        low = lower(net)
+        q = quantize(low)
+    except Exception:  # noqa: BLE001 - something else is unsupported; compile reports it
+        return {}
+    out = {}
+    for pr in low.projections.values():
+        if pr.canonical is None:
+            continue
+        try:
+            canonical_encoding(pr.canonical, low.dt, pr.factor, True, weight_scale(q, pr))
+        except CompileError as e:
+            out[pr.name] = f"'{pr.plasticity['rule']}' in fixed point: {e}"
     return out
 
 
@@ -79,24 +106,33 @@ def compile_network(net: Network, target: Target):
         from ...passes.quantize import quantize
 
         q = quantize(low)
-    from .learning import stdp_bounds
+    from .learning import canonical_encoding, stdp_bounds
 
     for pr in low.projections.values():
         if pr.plasticity is None:
             continue
-        scale = None
-        if q is not None:
-            scale = q.populations[pr.target].K / (64 * 2.0**q.projections[pr.name].weight_exp)
+        scale = weight_scale(q, pr) if q is not None else None
         for problem in stdp_bounds(pr.plasticity, pr.factor, q is not None, scale).problems:
             low.warnings.append(f"projection '{pr.name}': {problem}")
+        if pr.canonical is not None:  # raises CompileError when a constant cannot be expressed
+            enc = canonical_encoding(pr.canonical, low.dt, pr.factor, q is not None, scale)
+            off = [f"product {n + 1}: {r:.4f}" for n, r in enumerate(enc.ratios) if abs(r - 1) > 1e-9]
+            if off:
+                low.warnings.append(f"projection '{pr.name}': learning-engine constants realised/wanted "
+                                    + ", ".join(off) + f" (rule: dw = {enc.dw})")
     return low, q
+
+
+def weight_scale(q, pr) -> float:
+    """Integer weight-mantissa units per Lava-float weight unit of plastic projection ``pr``."""
+    return q.populations[pr.target].K / (64 * 2.0**q.projections[pr.name].weight_exp)
 
 
 def run(net: Network, target: Target, options: LavaOptions | None = None) -> Result:
     from ...compat.lava import ensure_lava_importable
     from ..versions import versions
 
-    if target.fallback and unsupported_nodes(net):  # the placement pass puts those on the fallback
+    if target.fallback and unsupported(net, target):  # the placement pass puts those on the fallback
         from ...passes.placement import place
         from . import hybrid
 
@@ -127,19 +163,21 @@ def _learning_dense(pr, q, dt: float, procs: dict):
     from lava.proc.dense.process import LearningDense
     from lava.utils.weightutils import SignMode
 
-    from .learning import stdp_bounds, stdp_rule
+    from .learning import canonical_rule, stdp_bounds, stdp_rule
 
     fixed = q is not None
     if fixed:
         qp = q.projections[pr.name]
-        K = q.populations[pr.target].K
-        scale = K / (64 * 2.0**qp.weight_exp)
+        scale = weight_scale(q, pr)
         W = qp.weights.toarray()
         extra = dict(weight_exp=qp.weight_exp, num_weight_bits=qp.num_weight_bits)
     else:
         scale, W, extra = None, pr.dense(), {}
     bounds = stdp_bounds(pr.plasticity, pr.factor, fixed, scale)
-    rule = stdp_rule(pr.plasticity, dt, pr.factor, fixed, scale)
+    if pr.canonical is not None:
+        rule = canonical_rule(pr.canonical, dt, pr.factor, fixed, scale)
+    else:
+        rule = stdp_rule(pr.plasticity, dt, pr.factor, fixed, scale)
     mode = SignMode.EXCITATORY if bounds.sign_mode == "excitatory" else SignMode.INHIBITORY
     conn = LearningDense(weights=W, learning_rule=rule, sign_mode=mode, **extra)
     procs[pr.source].s_out.connect(conn.s_in)

@@ -104,6 +104,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ...errors import CompileError, NotImplementedYet
 
 __all__ = [
@@ -319,3 +321,175 @@ def stdp_bounds(params: dict, weight_factor: float, fixed: bool,
         problems.append(f"w_max = {w_max:g}: Lava's floating-point learning engine has no upper "
                         "weight bound")
     return StdpBounds(sign_mode, 0.0, upper, w_min_exact, w_max_exact, problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# any other rule: its canonical trace form (neurodeploy.plasticity.canonical), generically
+#
+# Every product ``c * [x0|y0] * factors * [dt]`` becomes one learning-engine product with
+# dependency x0, y0 or u0 (continuous ``dt`` terms: every epoch, t_epoch = 1), its traces and
+# ``w`` as factors and one literal ``m * 2**e``. Lava's traces are neurodeploy's times their
+# impulse ``I``; Lava's weight is ``f * w`` (float) or ``scale * f * w`` integer units (fixed),
+# so the literal a product needs is
+#
+#     L = c * dt**n_dt * (S f)**(1 - p_w) * 2**shift / prod(I over its trace factors)
+#
+# with ``S = 1`` in floating point and ``shift = 0`` there; in fixed point ``shift`` undoes the
+# engine's right shift of ``sum(factor widths) + 4 - 15`` bits (research note §3.4: the
+# float/fixed scale difference, compensated here). Floating point: impulses are free floats, so
+# they are solved (least squares in log space) to make every literal +-1, which is exact when
+# the rule has no more independent products than traces (hebbian, oja); what is left is rounded
+# to the nearest ``m * 2**e`` and reported as ``ratios``. Fixed point: integer impulses
+# (``fixed_impulse``, default 16: a trace saturates at 127 = ~8 recent spikes), literals rounded.
+# The event semantics match the reference's (impulses first, then the products).
+
+#: learning-engine literal ranges (research note §3.2)
+LIT_M_MAX, LIT_E_MIN, LIT_E_MAX = 7, -7, 8
+#: fixed point: default integer trace impulse of canonical rules
+DEFAULT_FIXED_IMPULSE = 16
+_WIDTH = {"x1": 7, "x2": 7, "y1": 7, "y2": 7, "w": 9}
+#: fixed point: products the engine shifts right by more bits than this are refused (truncation)
+MAX_FIXED_SHIFT = 3
+#: a literal off by more than this is refused (the rule would not be the rule any more)
+CANONICAL_MAX_ERROR = 0.15
+
+
+@dataclass(frozen=True)
+class CanonicalEncoding:
+    dw: str
+    impulses: dict  # trace -> impulse (Lava units per neurodeploy unit)
+    taus: dict  # trace -> tau in steps
+    #: realised / wanted constant, per product (1.0 = exact)
+    ratios: tuple
+    shifts: tuple
+
+
+def literal(value: float) -> tuple[int, int]:
+    """The learning-engine literal ``m * 2**e`` (1 <= m <= 7, -7 <= e <= 8) nearest to
+    ``|value|`` in ratio; raises ValueError when ``|value|`` is outside the representable range
+    by more than :data:`CANONICAL_MAX_ERROR`."""
+    a = abs(float(value))
+    if not a > 0 or a != a:
+        raise ValueError(f"constant {value!r} cannot be a learning-engine literal")
+    best = None
+    for e in range(LIT_E_MIN, LIT_E_MAX + 1):
+        for m in range(1, LIT_M_MAX + 1):
+            err = abs(np.log(m * 2.0**e / a))
+            if best is None or err < best[0]:
+                best = (err, m, e)
+    err, m, e = best
+    while m % 2 == 0 and e < LIT_E_MAX:
+        m, e = m // 2, e + 1
+    if np.exp(err) - 1 > CANONICAL_MAX_ERROR:
+        raise ValueError(f"constant {a:.4g} is outside the learning engine's literal range "
+                         f"[2^{LIT_E_MIN}, {LIT_M_MAX} * 2^{LIT_E_MAX}] (nearest {m} * 2^{e})")
+    return m, e
+
+
+def canonical_encoding(rule, dt: float, weight_factor: float, fixed: bool, weight_scale: float | None = None,
+                       *, fixed_impulse: int = DEFAULT_FIXED_IMPULSE) -> CanonicalEncoding:
+    """See :func:`_encode`. Fixed point: integer impulses (each <= ``fixed_impulse``) are
+    searched so that every literal comes within 1 % of its target, taking the finest traces (the
+    largest smallest impulse) among those; else the impulses with the smallest worst error."""
+    if not fixed:
+        return _encode(rule, dt, weight_factor, False, None, {})
+    import itertools
+
+    names = list(rule.traces())
+    best, first_err = None, None
+    for combo in itertools.product(range(int(fixed_impulse), 0, -1), repeat=len(names)):
+        try:
+            enc = _encode(rule, dt, weight_factor, True, weight_scale, dict(zip(names, combo)))
+        except CompileError as e:
+            first_err = first_err or e
+            continue
+        worst = max(abs(r - 1) for r in enc.ratios)
+        key = (worst > 0.01, -min(combo, default=0) if worst <= 0.01 else worst, worst)
+        if best is None or key < best[0]:
+            best = (key, enc)
+    if best is None:
+        raise first_err
+    return best[1]
+
+
+def _encode(rule, dt: float, weight_factor: float, fixed: bool, weight_scale: float | None,
+            fixed_impulses: dict) -> CanonicalEncoding:
+    """The ``dw`` string, impulses and taus (steps) of a canonical rule on a LearningDense.
+
+    Raises :class:`~neurodeploy.errors.CompileError` naming the product when a constant cannot be
+    expressed (out of the literal range even after the impulses took what they could), and when
+    the rule needs what the engine lacks (a third factor, a product of x0 and y0)."""
+    rule.check()
+    if rule.uses("r"):
+        raise CompileError("a third factor r needs a Loihi3FLearningRule and a neuron that sends it "
+                           "(not generated yet)")
+    f = float(weight_factor)
+    if fixed and not (weight_scale and weight_scale > 0):
+        raise ValueError("fixed point needs weight_scale > 0")
+    S = float(weight_scale) if fixed else 1.0
+    terms = list(rule.terms)
+    if rule.decay:
+        from ...plasticity.canonical import Term
+
+        terms.append(Term(-rule.decay, ("w", "dt")))
+    traces = list(rule.traces())
+    prods = []
+    for t in terms:
+        if "x0" in t.factors and "y0" in t.factors:
+            raise CompileError("a product of x0 and y0 has no floating-point lowering in Lava's engine")
+        dep = "x0" if "x0" in t.factors else "y0" if "y0" in t.factors else "u0"
+        facs = [x for x in t.factors if x not in ("x0", "y0", "dt")]
+        p_w = facs.count("w")
+        shift = max(0, sum(_WIDTH[x] for x in facs) + 4 - 15) if fixed else 0
+        if shift > MAX_FIXED_SHIFT:
+            raise CompileError(
+                f"product {len(prods) + 1} ({t.coeff:+.4g} * {' * '.join(t.factors)}): the fixed-point engine "
+                f"shifts it right by {shift} bits (factor widths {'+'.join(str(_WIDTH[x]) for x in facs)}+4-15) "
+                "and truncates, which erases it for traces and weights of ordinary size")
+        need = t.coeff * dt ** t.factors.count("dt") * (S * f) ** (1 - p_w) * 2.0**shift
+        prods.append((dep, facs, need, shift))
+    if fixed:
+        imp = {k: float(fixed_impulses[k]) / rule.traces()[k].impulse for k in traces}
+    else:  # solve log|need_k| = sum of log impulses of its traces (min-norm least squares)
+        A = np.array([[facs.count(k) for k in traces] for _, facs, _, _ in prods], float)
+        bvec = np.array([np.log(abs(need)) for _, _, need, _ in prods])
+        sol = np.linalg.lstsq(A, bvec, rcond=None)[0] if traces else np.zeros(0)
+        imp = {k: float(np.exp(v)) for k, v in zip(traces, sol)}
+    parts, ratios = [], []
+    for n, (dep, facs, need, shift) in enumerate(prods):
+        lit = need / np.prod([imp[k] for k in facs if k in imp]) if facs else need
+        try:
+            m, e = literal(lit)
+        except ValueError as err:
+            raise CompileError(f"product {n + 1} ({terms[n].coeff:+.4g} * {' * '.join(terms[n].factors)}): "
+                               f"{err}") from None
+        ratios.append(m * 2.0**e / abs(lit))
+        body = " * ".join([f"{m} * 2^{e}" if e else f"{m}", dep] + facs)
+        if not parts:
+            parts.append(f"-{body}" if lit < 0 else body)
+        else:
+            parts.append(f" - {body}" if lit < 0 else f" + {body}")
+    dw = "".join(parts)
+    taus = {k: rule.traces()[k].tau / dt for k in traces}
+    if fixed:
+        for k in traces:
+            if not 1 <= imp[k] * rule.traces()[k].impulse <= 127:
+                raise CompileError(f"trace impulse {imp[k] * rule.traces()[k].impulse:g} out of 1..127")
+    return CanonicalEncoding(dw, {k: imp[k] * rule.traces()[k].impulse for k in traces}, taus,
+                             tuple(ratios), tuple(s for *_, s in prods))
+
+
+def canonical_rule(rule, dt: float, weight_factor: float, fixed: bool, weight_scale: float | None = None,
+                   *, rng_seed: int | None = 0):
+    """Lava ``Loihi2FLearningRule`` for a canonical-form rule (:func:`canonical_encoding`)."""
+    enc = canonical_encoding(rule, dt, weight_factor, fixed, weight_scale)
+    from ...compat.lava import ensure_lava_importable
+
+    ensure_lava_importable()
+    from lava.magma.core.learning.learning_rule import Loihi2FLearningRule
+
+    kw = {}
+    for k in enc.impulses:
+        kw[f"{k}_impulse"] = enc.impulses[k]
+        kw[f"{k}_tau"] = enc.taus[k]
+    return Loihi2FLearningRule(dw=enc.dw, t_epoch=1, rng_seed=rng_seed, **kw)

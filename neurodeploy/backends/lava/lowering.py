@@ -33,6 +33,7 @@ from ... import materialize as mat
 from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
 from ...ir.verify import endpoints
 from ...neurons import get_neuron
+from ...plasticity import lowering
 
 SUPPORTED_MODELS = ("lif", "cuba_lif", "if")
 #: bound on the (neurons x steps) spike array a Lava RingBuffer source holds in memory
@@ -76,8 +77,11 @@ class LoweredProjection:
     n_src: int
     n_tgt: int
     w_si: np.ndarray  # the effective weights in the spec's unit, for reports
-    plasticity: dict | None = None  # stdp parameters (SI) for a plastic projection
+    #: pair-STDP parameters (SI) of a plastic projection; for a canonical-form rule only its
+    #: bounds (``w_min``, ``w_max``) and ``rule``, the form itself in ``canonical``
+    plasticity: dict | None = None
     factor: float = 1.0  # w_lava = factor * w_si (the target's weight factor; negative if inhibitory)
+    canonical: object | None = None  # plasticity.canonical.CanonicalRule, for rules other than pair STDP
 
     def matrix(self):
         """(n_post, n_pre) sparse matrix, as Lava wants it (repeated pairs summed)."""
@@ -133,17 +137,10 @@ def unsupported_nodes(net: Network) -> list[Unsupported]:
         pl = pr.plasticity
         if pl is None:
             continue
-        if pl.rule != "stdp":
-            out.append(Unsupported(pr.name, f"plasticity rule '{pl.rule}' has no Lava lowering"))
-        elif pl.params.get("multiplicative"):
-            out.append(Unsupported(pr.name, "multiplicative (soft-bound) STDP has no lowering to Lava's learning engine"))
-        elif mat.delay_steps(pr.delay, net.simulation.dt) > 0:
-            out.append(Unsupported(pr.name, "plastic projections with a delay: Lava's LearningDense has no delays"))
-        elif pl.params.get("w_min", 0.0) != 0.0:
-            out.append(Unsupported(pr.name, "STDP with w_min != 0: Lava's learning engine only saturates weights at 0"))
-        elif pr.sign == "mixed" and pr.weights.kind in ("normal", "inline", "file"):
-            out.append(Unsupported(pr.name, "plastic projections on Lava need sign: excitatory or inhibitory "
-                                            "(the learning engine keeps one sign)"))
+        lw = lowering(pl.rule, pl.params, net.simulation.dt)
+        why = _plastic_problem(lw, pr, net)
+        if why:
+            out.append(Unsupported(pr.name, why))
     for b in net.blocks:
         out.append(Unsupported(b.name, "blocks must be expanded first (the expand pass lands with the iP-VAE issue)"))
     return out
@@ -255,8 +252,43 @@ def lower(net: Network) -> LoweredNetwork:
     for pr in net.projections:
         syn = mat.synapses(net, pr)
         tgt = low.populations[pr.target]
-        plastic = dict(pr.plasticity.params) if pr.plasticity is not None else None
-        low.projections[pr.name] = LoweredProjection(
+        low.projections[pr.name] = lp = LoweredProjection(
             pr.name, pr.source, pr.target, syn.i, syn.j, syn.w * tgt.weight_factor, syn.delay_steps, pr.sign,
-            eps[pr.source].size, eps[pr.target].size, syn.w, plastic, tgt.weight_factor * syn.sign)
+            eps[pr.source].size, eps[pr.target].size, syn.w, None, tgt.weight_factor * syn.sign)
+        if pr.plasticity is not None:
+            attach_plasticity(lp, pr, net.simulation.dt)
     return low
+
+
+def _plastic_problem(lw, pr, net: Network) -> str:
+    """Why Lava's learning engine cannot run projection ``pr``'s rule ('' if it can; fixed-point
+    limits are checked by the backend's ``unsupported`` with the target)."""
+    if lw.problem():
+        return lw.problem()
+    if lw.kind == "stdp" and lw.stdp.get("multiplicative"):
+        return "multiplicative (soft-bound) STDP has no lowering to Lava's learning engine"
+    if mat.delay_steps(pr.delay, net.simulation.dt) > 0:
+        return "plastic projections with a delay: Lava's LearningDense has no delays"
+    if lw.w_min != 0.0:
+        return (f"'{pr.plasticity.rule}' with w_min != 0: Lava's learning engine only saturates weights at 0")
+    if pr.sign == "mixed" and pr.weights.kind in ("normal", "inline", "file"):
+        return "plastic projections on Lava need sign: excitatory or inhibitory (the learning engine keeps one sign)"
+    if lw.kind == "canonical":
+        from ...errors import CompileError
+        from .learning import canonical_encoding
+
+        try:
+            canonical_encoding(lw.canonical, net.simulation.dt, 1.0, False)
+        except CompileError as e:
+            return f"'{pr.plasticity.rule}' on Lava's learning engine: {e}"
+    return ""
+
+
+def attach_plasticity(lp: LoweredProjection, pr, dt: float) -> None:
+    """Put the spec rule of projection ``pr`` on its lowered form ``lp`` (see the fields)."""
+    lw = lowering(pr.plasticity.rule, pr.plasticity.params, dt)
+    if lw.kind == "stdp":
+        lp.plasticity, lp.canonical = dict(lw.stdp), None
+    else:
+        lp.plasticity = {"rule": pr.plasticity.rule, "w_min": lw.w_min, "w_max": lw.w_max}
+        lp.canonical = lw.canonical

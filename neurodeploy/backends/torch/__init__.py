@@ -40,6 +40,7 @@ import numpy as np
 from ... import materialize as mat
 from ...errors import BackendError, NotImplementedYet
 from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network
+from ...plasticity import lowering
 from ...result import Result, Trace
 from ...targets import Target
 
@@ -116,8 +117,10 @@ def unsupported_nodes(net: Network, fixed: bool = False) -> list:
 
     out = list(lava_unsupported(_lava_form(net)))
     for pr in net.projections:
-        if pr.plasticity is not None and pr.plasticity.rule != "stdp":
-            out.append(Unsupported(pr.name, f"plasticity rule '{pr.plasticity.rule}' has no torch lowering"))
+        if pr.plasticity is not None:
+            why = lowering(pr.plasticity.rule, pr.plasticity.params, net.simulation.dt).problem()
+            if why:
+                out.append(Unsupported(pr.name, f"plasticity rule '{pr.plasticity.rule}': {why}"))
     if fixed:  # the integer emulation is Lava's datapath: only what Lava itself runs
         out += [Unsupported(s.name, "time-varying currents run on torch in float only (target 'torch')")
                 for s in varying_currents(net)]
@@ -139,6 +142,7 @@ def lower(net: Network, target: Target):
 
     Raises NotImplementedYet naming every node torch cannot run."""
     from ..lava import compile_network
+    from ..lava.lowering import attach_plasticity
 
     fixed = target.number_format == "fixed"
     bad = unsupported_nodes(net, fixed)
@@ -148,7 +152,7 @@ def lower(net: Network, target: Target):
     low, q = compile_network(_lava_form(net), target)
     for pr in net.projections:
         if pr.plasticity is not None:
-            low.projections[pr.name].plasticity = dict(pr.plasticity.params)
+            attach_plasticity(low.projections[pr.name], pr, net.simulation.dt)
     return low, q
 
 
@@ -517,6 +521,16 @@ class _Plastic:
         self.dt, self.unit = low.dt, proj.weights.unit
         w0 = torch.tensor(syn.w * syn.sign, dtype=fdtype, device=device)
         self.w = w0.expand(B, -1).clone()  # magnitudes (signed weights for sign: mixed), per trial
+        self.pending = None
+        self.last_done = 0
+        self.probes = []
+        self.rec = {}  # probe name -> list of (trials, n) rows
+        self.canonical = None
+        if pr.canonical is not None:  # any other rule: its canonical form, event semantics
+            from ...plasticity.canonical import SynapseState
+
+            self.canonical = SynapseState(pr.canonical, self.w, low.dt, xp=torch)
+            return
         self.apre = torch.zeros_like(self.w)
         self.apost = torch.zeros_like(self.w)
         self.dpre = float(np.exp(-low.dt / p["tau_pre"]))
@@ -524,30 +538,52 @@ class _Plastic:
         self.mult = bool(p.get("multiplicative", False))
         self.w_min, self.w_max = float(p.get("w_min", 0.0)), float(p["w_max"])
         self.span = self.w_max - self.w_min
-        self.pending = None
-        self.last_done = 0
-        self.probes = []
-        self.rec = {}  # probe name -> list of (trials, n) rows
 
-    def update(self, m: int, hist, L: int, pops, steps: int) -> None:
+    @property
+    def w(self):
+        return self.canonical.w if self.canonical is not None else self._w
+
+    @w.setter
+    def w(self, value):
+        if getattr(self, "canonical", None) is not None:
+            self.canonical.w = value
+        else:
+            self._w = value
+
+    def _deliver(self, arrived) -> None:
         import torch
 
+        contrib = torch.where(arrived, self.w * self.sign, 0.0)
+        out = torch.zeros((self.w.shape[0], self.n_tgt), dtype=self.w.dtype, device=self.w.device)
+        out.index_add_(1, self.j, contrib)
+        self.pending = out * self.factor
+
+    def _learn(self, arrived, post) -> None:
+        import torch
+
+        if self.canonical is not None:
+            if arrived is not None and bool(arrived.any()):
+                self._deliver(arrived)
+            self.canonical.step(arrived if arrived is not None else torch.zeros_like(post), post)
+            return
         self.apre.mul_(self.dpre)
         self.apost.mul_(self.dpost)
-        arrived = (hist[self.source][(m - self.d) % L] != 0)[:, self.i] if m - self.d >= 1 else None
         if arrived is not None and bool(arrived.any()):
-            contrib = torch.where(arrived, self.w * self.sign, 0.0)
-            out = torch.zeros((self.w.shape[0], self.n_tgt), dtype=self.w.dtype, device=self.w.device)
-            out.index_add_(1, self.j, contrib)
-            self.pending = out * self.factor
+            self._deliver(arrived)
             self.apre += arrived * self.p["a_plus"]
             dw = self.apost * ((self.w - self.w_min) / self.span) if self.mult else self.apost
             self.w = torch.where(arrived, torch.clamp(self.w + dw, self.w_min, self.w_max), self.w)
-        post = (hist[self.target][m % L] != 0)[:, self.j]
         if bool(post.any()):
             self.apost -= post * self.p["a_minus"]
             dw = self.apre * ((self.w_max - self.w) / self.span) if self.mult else self.apre
             self.w = torch.where(post, torch.clamp(self.w + dw, self.w_min, self.w_max), self.w)
+
+    def update(self, m: int, hist, L: int, pops, steps: int) -> None:
+        import torch
+
+        arrived = (hist[self.source][(m - self.d) % L] != 0)[:, self.i] if m - self.d >= 1 else None
+        post = (hist[self.target][m % L] != 0)[:, self.j]
+        self._learn(arrived, post)
         self.last_done = m
         k = m - 1  # reference step
         for pb in self.probes:
