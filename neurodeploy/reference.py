@@ -55,7 +55,7 @@ class _Plastic:
         self.w[s] = np.clip(self.w[s] + dw, self.p.get("w_min", 0.0), self.p["w_max"])
         return out
 
-    def on_post(self, post_spikes: np.ndarray) -> None:
+    def on_post(self, post_spikes: np.ndarray, spikes: dict | None = None) -> None:
         s = post_spikes[self.j]
         self.apost[s] -= self.p["a_minus"]
         dw = self.apre[s] * ((self.p["w_max"] - self.w[s]) / self.span if self.mult else 1.0)
@@ -69,12 +69,16 @@ class _CanonicalPlastic:
     """Any other rule, through its canonical trace form (:class:`~.plasticity.canonical.SynapseState`,
     event semantics): delivery with the step's old weights, then impulses, then the products."""
 
-    def __init__(self, syn: mat.SynapseData, rule, dt: float):
+    def __init__(self, syn: mat.SynapseData, rule, dt: float, modulator: dict | None = None):
         from .plasticity.canonical import SynapseState
 
         self.i, self.j, self.sign = syn.i, syn.j, syn.sign
         self.state = SynapseState(rule, syn.w * syn.sign, dt)
         self.pre = np.zeros(len(self.i), dtype=bool)
+        self.mod = modulator
+        if modulator is not None:  # the third factor: the modulator's spike trace, offset-coded
+            self.mod_trace = 0.0  # becomes an array (modulator size = target size) at the first step
+            self.mod_decay = float(np.exp(-dt / modulator["tau"]))
 
     def decay(self):
         pass  # SynapseState.step decays
@@ -85,8 +89,12 @@ class _CanonicalPlastic:
         np.add.at(out, self.j[self.pre], self.sign * self.state.w[self.pre])
         return out
 
-    def on_post(self, post_spikes: np.ndarray) -> None:
-        self.state.step(self.pre, post_spikes[self.j])
+    def on_post(self, post_spikes: np.ndarray, spikes: dict | None = None) -> None:
+        r = None
+        if self.mod is not None:
+            self.mod_trace = self.mod_trace * self.mod_decay + spikes[self.mod["source"]]
+            r = self.mod_trace[self.j] - self.mod["offset"]
+        self.state.step(self.pre, post_spikes[self.j], r)
 
     def effective(self) -> np.ndarray:
         return self.sign * self.state.w
@@ -120,7 +128,8 @@ def simulate(net: Network) -> Result:
         arrivals[pr.name] = np.zeros((L, n_src), dtype=bool)
         if pr.plasticity is not None:
             low = lowering(pr.plasticity.rule, pr.plasticity.params, dt)
-            pl = _Plastic(syn, low.stdp, dt) if low.kind == "stdp" else _CanonicalPlastic(syn, low.canonical, dt)
+            pl = (_Plastic(syn, low.stdp, dt) if low.kind == "stdp"
+                  else _CanonicalPlastic(syn, low.canonical, dt, low.modulator))
             plastic.append((pr, syn, pl))
         else:
             W = sparse.csr_matrix((syn.w, (syn.i, syn.j)), shape=(n_src, n_tgt))
@@ -162,7 +171,7 @@ def simulate(net: Network) -> Result:
             arrived = buf[k % len(buf)]
             syn_in[pr.target] = syn_in[pr.target] + pl.on_pre(arrived, len(syn_in[pr.target]))
             buf[k % len(buf)] = False
-            pl.on_post(spikes[pr.target])
+            pl.on_post(spikes[pr.target], spikes)
         for n in pops:  # pass 2
             states[n], s2 = models[n].reference_step(params[n], states[n], {"I_ext": i_ext[n], "syn": syn_in[n]}, dt)
             counts[n] += s2

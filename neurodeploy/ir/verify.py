@@ -319,6 +319,20 @@ def _check(net: Network) -> Iterator[Problem]:
             if src is not None and not src.spiking and src.graded and rule is not None:
                 yield Problem("ND505", path + ("plasticity",),
                               f"'{pr.plasticity.rule}' needs presynaptic spikes; '{pr.source}' is a graded source")
+            for key, (info, _) in (rule.param_infos().items() if rule is not None else ()):
+                ref = pr.plasticity.params.get(key) if info.kind == "ref" else None
+                if ref is None:
+                    continue
+                kp = path + ("plasticity", "params", key)
+                mod = eps.get(ref)
+                if mod is None:
+                    yield _ref_problem(kp, ref, eps, key)
+                elif mod.kind not in ("population", "stimulus") or not mod.spiking:
+                    yield Problem("ND505", kp, f"{key} '{ref}' must be a spiking population or spike source "
+                                               "(its spike trace is the third factor)")
+                elif tgt is not None and mod.size != tgt.size:
+                    yield Problem("ND503", kp, f"{key} '{ref}' has {mod.size} neurons; the third factor needs one "
+                                               f"per postsynaptic neuron ({tgt.size} in '{pr.target}')")
 
     # --- probes ----------------------------------------------------------------------------
     for i, pb in enumerate(net.probes):

@@ -117,6 +117,7 @@ def place(net: Network, target: Target, allow_fallback: bool = True) -> Placemen
             return True
         return False
 
+    modulated = [(pr, m) for pr in net.projections if (m := _modulator(pr)) is not None]
     changed = True
     while changed:  # close under "a population runs with what drives it, a projection with its target"
         changed = False
@@ -128,6 +129,8 @@ def place(net: Network, target: Target, allow_fallback: bool = True) -> Placemen
                 changed |= pull(pr.target, pr.name, f"its input projection '{pr.name}' runs on the fallback")
         for pr in net.projections:
             changed |= pull(pr.name, pr.target, f"its target '{pr.target}' runs on the fallback")
+        for pr, mod in modulated:
+            changed |= pull(mod, pr.name, f"it is the third factor of '{pr.name}', which runs on the fallback")
         for s in net.stimuli:
             if _is_current(s):
                 changed |= pull(s.name, s.target, f"its target '{s.target}' runs on the fallback")
@@ -169,6 +172,19 @@ def place(net: Network, target: Target, allow_fallback: bool = True) -> Placemen
             plan.nodes.append(NodePlacement(f"{pr.name}.{pr.plasticity.rule}", "plasticity", side(pr.name),
                                             reasons.get(pr.name) or pulled.get(pr.name, "")))
     return plan
+
+
+def _modulator(pr) -> str | None:
+    """The population or source giving a plastic projection's third factor (None if none)."""
+    if pr.plasticity is None:
+        return None
+    from ..plasticity import RULES
+
+    rdef = RULES.get(pr.plasticity.rule)
+    if rdef is None:
+        return None
+    refs = [pr.plasticity.params.get(k) for k, (i, _) in rdef.param_infos().items() if i.kind == "ref"]
+    return next((r for r in refs if r), None)
 
 
 def _ordered(net: Network, names: set[str]) -> list[str]:

@@ -56,6 +56,9 @@ class Lowering:
     kind: str
     stdp: dict | None = None
     canonical: object | None = None  # canonical.CanonicalRule
+    #: the third factor ``r`` of a canonical rule, per postsynaptic neuron j: the spike trace of
+    #: neuron j of ``modulator["source"]`` (impulse 1, decay ``tau``) minus ``offset``
+    modulator: dict | None = None
 
     @property
     def w_min(self) -> float:
@@ -63,8 +66,8 @@ class Lowering:
 
     def problem(self) -> str:
         """Why no spiking backend can run this rule from a spec ('' if they can)."""
-        if self.kind == "canonical" and self.canonical.uses("r"):
-            return "the third factor r has no spec-level source yet (it runs in the torch experiments only)"
+        if self.kind == "canonical" and self.canonical.uses("r") and self.modulator is None:
+            return "the third factor r has no source (give the rule a modulator)"
         return ""
 
     @property
@@ -81,6 +84,6 @@ def lowering(rule: str, params: dict, dt: float) -> Lowering:
 
 
 from . import stdp  # noqa: E402,F401  (registration side effect)
-from . import bengio, local_rules  # noqa: E402,F401
+from . import bengio, local_rules, third_factor  # noqa: E402,F401
 
 __all__ = ["RULES", "Lowering", "PlasticityRuleDef", "lowering", "register_rule"]

@@ -39,8 +39,18 @@ def eqprop_coactivity(alpha_over_beta: float, tau_x: float, tau_y: float, dt: fl
 
 
 def hebbian(eta: float, tau_x: float, tau_y: float, decay: float = 0.0,
-            w_min: float = -np.inf, w_max: float = np.inf) -> CanonicalRule:
-    return CanonicalRule("hebbian", (Term(eta, ("x1", "y1", "dt")),), x1=Trace(tau_x), y1=Trace(tau_y),
+            w_min: float = -np.inf, w_max: float = np.inf, pre_offset: float = 0.0,
+            post_offset: float = 0.0) -> CanonicalRule:
+    """``dw = eta (x1 - a)(y1 - b) dt - decay w dt``, expanded into products (zero terms dropped)."""
+    a, b = pre_offset, post_offset
+    terms = [Term(eta, ("x1", "y1", "dt"))]
+    if b:
+        terms.append(Term(-eta * b, ("x1", "dt")))
+    if a:
+        terms.append(Term(-eta * a, ("y1", "dt")))
+    if a and b:
+        terms.append(Term(eta * a * b, ("dt",)))
+    return CanonicalRule("hebbian", tuple(terms), x1=Trace(tau_x), y1=Trace(tau_y),
                          decay=decay, w_min=w_min, w_max=w_max)
 
 
@@ -60,9 +70,12 @@ class HebbianRule(PlasticityRuleDef):
     Traces jump by 1 at each spike and decay with ``tau_pre`` / ``tau_post``, so at a steady rate
     :math:`r` a trace hovers around :math:`r\tau`. Every step
 
-    .. math::  \Delta w = \eta\, x_{pre}\, y_{post}\, dt \;-\; \lambda\, w\, dt
+    .. math::  \Delta w = \eta\, (x_{pre} - a)\, (y_{post} - b)\, dt \;-\; \lambda\, w\, dt
 
-    then :math:`w` is clipped to :math:`[w_{min}, w_{max}]`. Event semantics: this step's spikes
+    then :math:`w` is clipped to :math:`[w_{min}, w_{max}]`. The offsets :math:`a, b`
+    (``pre_offset``, ``post_offset``, default 0) make it a covariance rule of offset-coded signed
+    rates: the weight mirror's mirror phase (both offset) and Kolen-Pollack's backward update
+    (error neurons presynaptic, ``pre_offset``) in a spec. Event semantics: this step's spikes
     are in the traces before the product is taken (see :mod:`neurodeploy.plasticity.canonical`).
     """
 
@@ -74,12 +87,15 @@ class HebbianRule(PlasticityRuleDef):
         tau_pre: float = param(default=50e-3, doc="presynaptic rate trace time constant", **_TAU)
         tau_post: float = param(default=50e-3, doc="postsynaptic rate trace time constant", **_TAU)
         decay: float = param(default=0.0, unit="hertz", doc="weight decay rate lambda", min=0)
+        pre_offset: float = param(default=0.0, doc="presynaptic trace at zero signed rate (offset coding)")
+        post_offset: float = param(default=0.0, doc="postsynaptic trace at zero signed rate (offset coding)")
         w_min: float = param(default=0.0, unit="weight", doc="lower weight bound")
         w_max: float = param(unit="weight", doc="upper weight bound")
 
     @classmethod
     def lower(cls, p, dt: float):
-        return Lowering("canonical", canonical=hebbian(p.eta, p.tau_pre, p.tau_post, p.decay, p.w_min, p.w_max))
+        return Lowering("canonical", canonical=hebbian(p.eta, p.tau_pre, p.tau_post, p.decay, p.w_min, p.w_max,
+                                                       p.pre_offset, p.post_offset))
 
 
 @register_rule

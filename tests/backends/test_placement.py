@@ -43,13 +43,13 @@ def test_split_keeps_names_and_adds_placeholders():
     assert {pb.target for pb in lava_part.probes} == {"out"}
 
 
-#: shipped models that are hybrid on fixed-point targets (tests/backends/test_local_rules.py)
-HYBRID_ON_FIXED = {"local_rules"}
+#: shipped models that are hybrid on Lava targets by design (tests/backends/test_local_rules.py)
+HYBRID_ON_LAVA = {"local_rules", "third_factor"}
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
 def test_every_other_shipped_model_runs_on_the_target_alone(model):
-    if model.stem.startswith("hybrid_") or model.stem in HYBRID_ON_FIXED:
+    if model.stem.startswith("hybrid_") or model.stem in HYBRID_ON_LAVA:
         pytest.skip("a hybrid example")
     plan = place(nd.load(rel(model)), load_target("loihi2-sim"))
     assert not plan.on_fallback and not plan.exchanges

@@ -255,7 +255,7 @@ def _build(net: Network, opts: Brian2Options) -> _Built:
             model, on_pre, on_post, ns = _stdp(low.stdp, wunit, target_var, syn.sign)
         else:
             model, on_pre, on_post, ns, every_step = _canonical(low.canonical, wunit, target_var, syn.sign,
-                                                                net.simulation.dt)
+                                                                net.simulation.dt, low.modulator)
         delay = syn.delay_steps * dt
         if canonical:  # every pre pathway has the projection's delay
             delay = {k: delay for k in on_pre}
@@ -270,6 +270,12 @@ def _build(net: Network, opts: Brian2Options) -> _Built:
                 if name in on_pre or name in (on_post or {}):
                     getattr(S, name).order = -1
             S.run_regularly(every_step, when="after_synapses", name=f"nd_learn_{pr.name}")
+            if low.modulator is not None:  # neuron j of the modulator bumps the trace of every synapse onto j
+                M = b2.Synapses(groups[low.modulator["source"]], S, on_pre="r_mod_post += 1", dt=dt,
+                                name=f"nd_mod_{pr.name}")
+                M.connect(i=syn.j, j=np.arange(len(syn.j)))
+                M.pre.order = -2  # with the trace impulses, before the learning step
+                objects.append(M)
         S.w = (syn.w * syn.sign if pr.plasticity is not None else syn.w) * _unit(wunit)
         synapses[pr.name] = (S, syn)
         objects.append(S)
@@ -330,7 +336,7 @@ def _canonical_problem(low) -> str:
     return ""
 
 
-def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float):
+def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float, modulator: dict | None = None):
     """A canonical-form rule (:mod:`neurodeploy.plasticity.canonical`) as Brian2 ``Synapses``.
 
     Traces are clock-driven synaptic variables (exact exponential decay each step, in the
@@ -351,13 +357,17 @@ def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float):
         ns[f"imp_{k}"] = tr.impulse
         lines.append(f"d{k}/dt = -{k} / tau_{k} : 1 (clock-driven)")
         (pre_trace if k[0] == "x" else post_trace).append(f"{k} += imp_{k}")
+    if modulator is not None:  # the third factor r = (modulator trace - offset), bumped by nd_mod_*
+        ns["tau_mod"], ns["mod_offset"] = modulator["tau"] * b2.second, modulator["offset"]
+        lines.append("dr_mod/dt = -r_mod / tau_mod : 1 (clock-driven)")
     groups = {"x0": [], "y0": [], "dt": []}
     for n, t in enumerate(rule.terms):
         dep = "x0" if "x0" in t.factors else "y0" if "y0" in t.factors else "dt"
         p_w = t.factors.count("w")
         coeff = t.coeff * (dt ** t.factors.count("dt"))
         ns[f"c_{n}"] = coeff if p_w == 1 else coeff * u ** (1 - p_w)  # unit: weight^(1 - powers of w)
-        body = " * ".join([f"c_{n}"] + [f for f in t.factors if f not in ("x0", "y0", "dt")])
+        body = " * ".join([f"c_{n}"] + ["(r_mod - mod_offset)" if f == "r" else f
+                                        for f in t.factors if f not in ("x0", "y0", "dt")])
         groups[dep].append(body)
     on_pre = {"pre": f"{target_var}_post += w_sign * w",
               "pre_trace": "\n".join(pre_trace) or "dw_acc += 0 * w"}

@@ -82,6 +82,7 @@ class LoweredProjection:
     plasticity: dict | None = None
     factor: float = 1.0  # w_lava = factor * w_si (the target's weight factor; negative if inhibitory)
     canonical: object | None = None  # plasticity.canonical.CanonicalRule, for rules other than pair STDP
+    modulator: dict | None = None  # the third factor's source (plasticity.Lowering.modulator)
 
     def matrix(self):
         """(n_post, n_pre) sparse matrix, as Lava wants it (repeated pairs summed)."""
@@ -265,6 +266,10 @@ def _plastic_problem(lw, pr, net: Network) -> str:
     limits are checked by the backend's ``unsupported`` with the target)."""
     if lw.problem():
         return lw.problem()
+    if lw.modulator is not None:
+        return (f"'{pr.plasticity.rule}': the third factor would need a Loihi3FLearningRule and a postsynaptic "
+                f"neuron that sends the trace of '{lw.modulator['source']}' through y2/y3 (a custom neuron "
+                "model; not generated yet)")
     if lw.kind == "stdp" and lw.stdp.get("multiplicative"):
         return "multiplicative (soft-bound) STDP has no lowering to Lava's learning engine"
     if mat.delay_steps(pr.delay, net.simulation.dt) > 0:
@@ -291,4 +296,4 @@ def attach_plasticity(lp: LoweredProjection, pr, dt: float) -> None:
         lp.plasticity, lp.canonical = dict(lw.stdp), None
     else:
         lp.plasticity = {"rule": pr.plasticity.rule, "w_min": lw.w_min, "w_max": lw.w_max}
-        lp.canonical = lw.canonical
+        lp.canonical, lp.modulator = lw.canonical, lw.modulator

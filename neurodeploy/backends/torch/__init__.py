@@ -530,6 +530,10 @@ class _Plastic:
             from ...plasticity.canonical import SynapseState
 
             self.canonical = SynapseState(pr.canonical, self.w, low.dt, xp=torch)
+            self.mod = pr.modulator
+            if self.mod is not None:  # third factor: the modulator's spike trace, per post neuron
+                self.mod_trace = torch.zeros((B, pr.n_tgt), dtype=fdtype, device=device)
+                self.mod_decay = float(np.exp(-low.dt / self.mod["tau"]))
             return
         self.apre = torch.zeros_like(self.w)
         self.apost = torch.zeros_like(self.w)
@@ -558,13 +562,17 @@ class _Plastic:
         out.index_add_(1, self.j, contrib)
         self.pending = out * self.factor
 
-    def _learn(self, arrived, post) -> None:
+    def _learn(self, arrived, post, mod_spikes=None) -> None:
         import torch
 
         if self.canonical is not None:
             if arrived is not None and bool(arrived.any()):
                 self._deliver(arrived)
-            self.canonical.step(arrived if arrived is not None else torch.zeros_like(post), post)
+            r = None
+            if self.mod is not None:
+                self.mod_trace = self.mod_trace * self.mod_decay + mod_spikes
+                r = self.mod_trace[:, self.j] - self.mod["offset"]
+            self.canonical.step(arrived if arrived is not None else torch.zeros_like(post), post, r)
             return
         self.apre.mul_(self.dpre)
         self.apost.mul_(self.dpost)
@@ -583,7 +591,10 @@ class _Plastic:
 
         arrived = (hist[self.source][(m - self.d) % L] != 0)[:, self.i] if m - self.d >= 1 else None
         post = (hist[self.target][m % L] != 0)[:, self.j]
-        self._learn(arrived, post)
+        mod = None
+        if self.canonical is not None and self.mod is not None:
+            mod = (hist[self.mod["source"]][m % L] != 0).to(self.mod_trace.dtype)
+        self._learn(arrived, post, mod)
         self.last_done = m
         k = m - 1  # reference step
         for pb in self.probes:
