@@ -99,15 +99,25 @@ class EnergyNet:
         return state, res
 
     # ------------------------------------------------------------------ initialisation
-    def feedforward_init(self, x, mode: str = "doubled"):
+    def feedforward_init(self, x, mode: str = "doubled", ff_weights=None):
         """One bottom-up sweep (Bengio et al. 2016). ``doubled``: layers that also get top-down
         input start at ``clip(b + 2 u)`` (the fixed point if the top-down input equals the
-        bottom-up one ``u``); the top layer at ``clip(b + u)``. ``single``: ``clip(b + u)`` everywhere."""
-        if mode not in ("doubled", "single"):
-            raise ValueError(f"feedforward_init mode must be 'doubled' or 'single', got {mode!r}")
-        state, below = [], rho(x)
+        bottom-up one ``u``); the top layer at ``clip(b + u)``. ``single``: ``clip(b + u)`` everywhere.
+        ``learned``: layers with top-down input start at ``clip(c + rho(below) V)`` with separate
+        feedforward weights ``ff_weights = [(V, c), ...]`` (one pair per such layer, e.g. from
+        :func:`fit_feedforward_weights`); the top layer at ``clip(b + u)``."""
+        if mode not in ("doubled", "single", "learned"):
+            raise ValueError(f"feedforward_init mode must be 'doubled', 'single' or 'learned', got {mode!r}")
         n = len(self.W)
+        if mode == "learned" and (ff_weights is None or len(ff_weights) != n - 1):
+            raise ValueError(f"mode 'learned' needs ff_weights with one (V, c) pair per hidden layer ({n - 1})")
+        state, below = [], rho(x)
         for k in range(n):
+            if mode == "learned" and k < n - 1:
+                V, c = ff_weights[k]
+                state.append((c + below @ V).clamp(0.0, 1.0))
+                below = rho(state[-1])
+                continue
             u = below @ self.W[k]
             gain = 2.0 if (mode == "doubled" and k < n - 1) else 1.0
             s = (self.b[k] + gain * u).clamp(0.0, 1.0)
@@ -162,6 +172,28 @@ class EnergyNet:
         return g
 
 
+def fit_feedforward_weights(net: EnergyNet, x, state, ridge: float = 1e-2):
+    """Separate feedforward weights for :meth:`EnergyNet.feedforward_init` ``mode="learned"``
+    (learning_rules.md section 4, "a dendritic branch predicts the soma"): for each hidden layer,
+    ``(V, c)`` such that ``c + rho(p_below) V`` predicts the settled soma potential ``b + W rho(s)``
+    (bottom-up plus top-down drive) of that layer, where ``p_below`` is the sweep's own prediction
+    of the layer below (``x`` for the first). Solved in closed form as ridge regression over the
+    batch ``x`` with settled ``state``: the fixed point of the delta rule
+    ``dV = eta rho(p_below)^T (D - c - rho(p_below) V) / batch - eta ridge V`` (post prediction
+    error x pre rate), not a per-step simulation of it. Returns ``[(V, c), ...]``."""
+    soma = net.drives(x, state)
+    out, below = [], rho(x)
+    for k in range(len(state) - 1):
+        A = torch.cat([below, torch.ones(len(x), 1, device=below.device, dtype=below.dtype)], 1).double()
+        reg = ridge * len(x) * torch.eye(A.shape[1], dtype=A.dtype, device=A.device)
+        reg[-1, -1] = 0.0   # no penalty on the bias
+        sol = torch.linalg.solve(A.T @ A + reg, A.T @ soma[k].double()).to(below.dtype)
+        V, c = sol[:-1], sol[-1]
+        out.append((V, c))
+        below = rho((c + below @ V).clamp(0.0, 1.0))
+    return out
+
+
 def onehot(y, n, device=None, dtype=torch.float32):
     out = torch.zeros(len(y), n, device=device, dtype=dtype)
     out[torch.arange(len(y)), torch.as_tensor(y).long()] = 1.0
@@ -212,6 +244,7 @@ class EqPropConfig:
     eval_iter: int = 100
     seed: int = 0
     consistency: float = 0.0   # rate of the local top-down-predicts-bottom-up rule (0 = off)
+    consistency_rule: str = "drive"   # "drive": consistency_update; "activity": activity_consistency_update
 
     def __post_init__(self):
         self.sizes = tuple(int(s) for s in self.sizes)
@@ -220,6 +253,8 @@ class EqPropConfig:
             raise ValueError(f"alphas needs one rate per weight layer ({len(self.sizes) - 1}), got {self.alphas}")
         if self.beta <= 0:
             raise ValueError("beta must be > 0 (its sign is drawn per batch with random_sign)")
+        if self.consistency_rule not in CONSISTENCY_RULES:
+            raise ValueError(f"consistency_rule must be one of {sorted(CONSISTENCY_RULES)}, got {self.consistency_rule!r}")
 
 
 def consistency_update(net: EnergyNet, x, state, rate: float, branches: str = "both"):
@@ -245,6 +280,44 @@ def consistency_update(net: EnergyNet, x, state, rate: float, branches: str = "b
     for l, dw in updates:
         net.W[l].add_(rate * dw)
     return mism
+
+
+def activity_consistency_update(net: EnergyNet, x, state, rate: float, branches: str = "both"):
+    """Dendritic-branch rule of Bengio et al. 2016 on rates: each branch of a hidden unit learns to
+    predict the unit's settled (somatic) activity on its own. For hidden layer l with settled rate
+    ``a = rho(s_l)``, bottom-up (basal) drive ``u = rho(s_{l-1}) W_{l-1}`` and top-down (apical) drive
+    ``t = rho(s_{l+1}) W_l^T``, the branch predictions are ``rho(b + 2u)`` and ``rho(b + 2t)`` (a branch
+    that carries the whole drive alone: ``rho(b + 2u)`` is exactly what the doubled-drive
+    :meth:`EnergyNet.feedforward_init` computes). Delta rules, states held fixed::
+
+        W_{l-1} += rate rho(s_{l-1})^T (a - rho(b + 2u)) / batch     (basal; with branches="both"|"basal")
+        W_l     += rate (a - rho(b + 2t))^T rho(s_{l+1}) / batch     (apical; with branches="both"|"apical")
+
+    Each is a postsynaptic prediction error times a presynaptic rate (STDP-compatible). The error is
+    not gated by ``rho'`` of the prediction (perceptron-style), so a branch whose prediction sits on
+    a bound can still learn; a unit saturated on the same side in soma and branch gives no error, so
+    unlike :func:`consistency_update` the rule does not ask saturated units to match drives, which
+    a 10-unit top layer cannot do. ``state`` should be the settled (free) state. Returns the mean
+    ``|rho(b + 2u) - a|`` per hidden layer before the update (the doubled sweep's error there)."""
+    if branches not in ("both", "basal", "apical"):
+        raise ValueError(f"branches must be 'both', 'basal' or 'apical', got {branches!r}")
+    r = [rho(x)] + [rho(s) for s in state]
+    mism, updates = [], []
+    for k in range(len(state) - 1):   # free layer k = network layer k+1 has layer k+2 above
+        a, b = r[k + 1], net.b[k]
+        p_u = rho(b + 2.0 * (r[k] @ net.W[k]))
+        if branches in ("both", "basal"):
+            updates.append((k, r[k].T @ (a - p_u) / len(x)))
+        if branches in ("both", "apical"):
+            p_t = rho(b + 2.0 * (r[k + 2] @ net.W[k + 1].T))
+            updates.append((k + 1, (a - p_t).T @ r[k + 2] / len(x)))
+        mism.append(float((p_u - a).abs().mean()))
+    for l, dw in updates:
+        net.W[l].add_(rate * dw)
+    return mism
+
+
+CONSISTENCY_RULES = {"drive": consistency_update, "activity": activity_consistency_update}
 
 
 def train_eqprop(cfg: EqPropConfig, data, device=None, progress=None):
@@ -283,7 +356,7 @@ def train_eqprop(cfg: EqPropConfig, data, device=None, progress=None):
                     net.W[l].add_(a * dW[l])
                     net.b[l].add_(a * db[l])
                 if cfg.consistency > 0:
-                    mism.append(consistency_update(net, x, s, cfg.consistency))
+                    mism.append(CONSISTENCY_RULES[cfg.consistency_rule](net, x, s, cfg.consistency))
             test_err = 1.0 - float((net.predict(Xte, cfg.eval_iter, cfg.eps) == Yte).float().mean())
             hist["epoch"].append(epoch)
             hist["train_err"].append(wrong / n)   # on the free-phase states seen during the epoch

@@ -10,10 +10,12 @@ import torch
 from neurodeploy.learn.eqprop import (
     EnergyNet,
     EqPropConfig,
+    activity_consistency_update,
     consistency_update,
     cosine,
     early_inference,
     finite_difference_grad,
+    fit_feedforward_weights,
     iterations_to_tol,
     onehot,
     rho,
@@ -105,3 +107,63 @@ def test_train_eqprop_learns_digits_and_is_seeded():
     assert h1["test_err"][-1] < 0.35 and h1["test_err"][-1] < h1["test_err"][0], h1["test_err"]
     with pytest.raises(ValueError, match="alphas"):
         EqPropConfig(sizes=(6, 16, 2), alphas=(0.1,))
+
+
+def test_activity_consistency_rule_is_a_delta_rule_toward_the_settled_activity():
+    net, x, _ = tiny((6, 8, 5), seed=2, batch=7)
+    s, _ = net.relax(x, net.zeros(len(x)), 400, 0.5)
+    W0, W1 = net.W[0].clone(), net.W[1].clone()
+    a, b = rho(s[0]), net.b[0]
+    p_u, p_t = rho(b + 2 * rho(x) @ W0), rho(b + 2 * rho(s[1]) @ W1.T)
+    mism = activity_consistency_update(net, x, s, 0.1)
+    assert mism[0] == pytest.approx(float((p_u - a).abs().mean()))
+    torch.testing.assert_close(net.W[0] - W0, 0.1 * rho(x).T @ (a - p_u) / len(x))
+    torch.testing.assert_close(net.W[1] - W1, 0.1 * (a - p_t).T @ rho(s[1]) / len(x))
+    # a unit whose soma and branch prediction sit on the same bound gives no error, whatever the
+    # drives: with every hidden unit held off by a large negative bias nothing changes
+    net.b[0].fill_(-50.0)
+    W0, W1 = net.W[0].clone(), net.W[1].clone()
+    s, _ = net.relax(x, net.zeros(len(x)), 50, 0.5)
+    assert activity_consistency_update(net, x, s, 0.1) == [0.0]
+    assert torch.equal(net.W[0], W0) and torch.equal(net.W[1], W1)
+    with pytest.raises(ValueError, match="basal"):
+        activity_consistency_update(net, x, s, 0.1, branches="soma")
+    with pytest.raises(ValueError, match="consistency_rule"):
+        EqPropConfig(consistency_rule="energy")
+
+
+def test_learned_feedforward_weights_predicting_the_soma_land_on_the_fixed_point():
+    # with fewer samples than inputs + 1 the ridge-less delta-rule fixed point interpolates the
+    # settled soma potential, so the learned sweep starts exactly at the fixed point
+    net, x, _ = tiny((8, 10, 4), seed=4, batch=6)
+    s, _ = net.relax(x, net.zeros(len(x)), 600, 0.5)
+    ff = fit_feedforward_weights(net, x, s, ridge=0.0)
+    init = net.feedforward_init(x, "learned", ff)
+    for a, b in zip(init, s):
+        torch.testing.assert_close(a, b, atol=1e-8, rtol=0)
+    it, _ = iterations_to_tol(net, x, init, 1e-6, 0.5)
+    assert int(it.max()) == 0
+    with pytest.raises(ValueError, match="ff_weights"):
+        net.feedforward_init(x, "learned")
+
+
+def test_feedforward_init_speedup_on_activity_consistent_digits_net():
+    # reduced issue-7 check: 64-100-10 on digits, 25 epochs of EqProp with and without the
+    # dendritic-branch (activity) consistency rule; iterations to residual 1e-3 (eps 0.5) from
+    # zero vs from the doubled-drive sweep on 200 held-out digits. Measured (seed 0): 1.49x with
+    # the rule (test error 4.5%), 1.20x without. Floor 1.35x; the issue's 3x is NOT reached.
+    from neurodeploy.learn.digits import digits_split
+
+    xtr, ytr, xte, yte = digits_split()
+    data = (xtr, ytr, xte[:200], yte[:200])
+    X = torch.as_tensor(xte[:200])
+    speed = {}
+    for c in (0.0, 0.05):
+        net, hist = train_eqprop(EqPropConfig(epochs=25, seed=0, consistency=c, consistency_rule="activity"), data)
+        with torch.no_grad():
+            z, _ = iterations_to_tol(net, X, net.zeros(len(X)), 1e-3, 0.5)
+            f, _ = iterations_to_tol(net, X, net.feedforward_init(X), 1e-3, 0.5)
+        speed[c] = float(z.float().mean() / f.float().mean())
+        assert hist["test_err"][-1] < 0.08, (c, hist["test_err"])   # still a working classifier
+    assert speed[0.05] > 1.35, speed
+    assert speed[0.05] > speed[0.0] + 0.15, speed
