@@ -1,0 +1,103 @@
+"""Backend-independent pieces of spiking iP-VAE inference (issue 6): parameters, the drive and
+lateral weights of the spiking form, and the result dict every backend returns.
+
+The iP-VAE iteration (:func:`neurodeploy.learn.ipvae.ipvae_step`) rewritten as a recurrent
+spiking network: with ``W = eta Phi^T Sigma^-1 Phi`` (K x K, symmetric, self-connections kept)
+and the per-image constant drive ``d = eta (Phi^T Sigma^-1 x - exp(b))``,
+
+    du = eta ((x - Phi z) / sigma^2 @ Phi - exp(b)) = d - W z
+
+so every latent neuron integrates a constant drive plus a lateral input ``-W z`` carried by the
+spike counts of the previous iteration. The caps (``u_min`` floor, soft or hard upper clamp at
+``du_max`` for du and ``u_max`` for u) and the Poisson count ``z ~ Pois(exp(u))`` follow.
+
+:func:`ipvae_result` mirrors what the torch module's ``infer`` reports at its last iteration:
+``xhat = z @ Phi^T`` from the final counts (the training-time evaluation's R^2 and zero fraction),
+``xhat_rate = exp(u) @ Phi^T`` (``r2_rate``), and ``xhat_avg = zbar @ Phi^T`` with the averaged
+counts ``zbar += (z - zbar) / min(t, AVG_TAU)`` (``r2_avg``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurodeploy.learn.ipvae import AVG_TAU, r2_per_image, r2_pooled
+
+
+@dataclass(frozen=True)
+class IPVAEParams:
+    Phi: np.ndarray  # (M, K)
+    u0: np.ndarray  # (K,)
+    b: np.ndarray  # (K,)
+    eta: float
+    sigma: np.ndarray  # (M,)
+    u_min: float
+    u_max: float
+    du_max: float
+    soft: bool
+
+    @property
+    def latents(self) -> int:
+        return self.Phi.shape[1]
+
+    @property
+    def inputs(self) -> int:
+        return self.Phi.shape[0]
+
+
+def ipvae_params(arrays: dict) -> IPVAEParams:
+    """The deployable arrays (``decoder.npz`` / ``IPVAE.export_arrays()``) as float64 params."""
+    missing = [k for k in ("Phi", "u0", "b", "eta", "sigma") if k not in arrays]
+    if missing:
+        raise ValueError(f"iP-VAE arrays lack {missing}")
+    Phi = np.asarray(arrays["Phi"], np.float64)
+    M, K = Phi.shape
+    sigma = np.broadcast_to(np.asarray(arrays["sigma"], np.float64), (M,)).copy()
+    return IPVAEParams(Phi=Phi, u0=np.asarray(arrays["u0"], np.float64).reshape(K),
+                       b=np.asarray(arrays["b"], np.float64).reshape(K), eta=float(arrays["eta"]),
+                       sigma=sigma, u_min=float(arrays.get("u_min", -8.0)),
+                       u_max=float(arrays.get("u_max", 10.0)), du_max=float(arrays.get("du_max", 10.0)),
+                       soft=bool(arrays.get("soft_clamp", True)))
+
+
+def lateral_matrix(p: IPVAEParams) -> np.ndarray:
+    """``W = eta Phi^T Sigma^-1 Phi`` (K, K); the lateral synaptic weight from j to k is -W[k, j]."""
+    return p.eta * (p.Phi.T @ (p.Phi / (p.sigma ** 2)[:, None]))
+
+
+def drive(p: IPVAEParams, X) -> np.ndarray:
+    """Constant per-image drive ``eta (Phi^T Sigma^-1 x - exp(b))``, shape (B, K)."""
+    X = np.atleast_2d(np.asarray(X, np.float64))
+    if X.shape[1] != p.inputs:
+        raise ValueError(f"inputs have {X.shape[1]} features, the decoder expects {p.inputs}")
+    return p.eta * (X @ (p.Phi / (p.sigma ** 2)[:, None]) - np.exp(p.b))
+
+
+def chunks(n: int, batch: int):
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    for s in range(0, n, batch):
+        yield slice(s, min(s + batch, n))
+
+
+def ipvae_result(p: IPVAEParams, X, u, z, zbar, **extra) -> dict:
+    """Final state plus the metrics of torch ``infer`` at the last iteration (see module doc)."""
+    X = np.asarray(X, np.float64)
+    u, z, zbar = (np.asarray(a, np.float64) for a in (u, z, zbar))
+    xhat, xhat_rate, xhat_avg = z @ p.Phi.T, np.exp(u) @ p.Phi.T, zbar @ p.Phi.T
+    r2_images = r2_per_image(X, xhat)
+    out = {"u": u, "z": z, "zbar": zbar, "xhat": xhat, "xhat_rate": xhat_rate, "xhat_avg": xhat_avg,
+           "r2_images": r2_images, "r2": float(np.mean(r2_images)), "r2_pooled": r2_pooled(X, xhat),
+           "r2_rate": float(np.mean(r2_per_image(X, xhat_rate))),
+           "r2_avg": float(np.mean(r2_per_image(X, xhat_avg))),
+           "zeros_images": np.mean(z == 0, axis=1), "zeros": float(np.mean(z == 0)),
+           "u_max": float(u.max())}
+    out.update(extra)
+    return out
+
+
+def average_counts(zbar, z, t: int):
+    """One step of the averaged-count readout of torch ``infer`` (t is 1-based)."""
+    return zbar + (z - zbar) / min(t, AVG_TAU)
