@@ -69,13 +69,14 @@ class _CanonicalPlastic:
     """Any other rule, through its canonical trace form (:class:`~.plasticity.canonical.SynapseState`,
     event semantics): delivery with the step's old weights, then impulses, then the products."""
 
-    def __init__(self, syn: mat.SynapseData, rule, dt: float, modulator: dict | None = None):
+    def __init__(self, syn: mat.SynapseData, rule, dt: float, modulator: dict | None = None,
+                 gate: tuple | None = None):
         from .plasticity.canonical import SynapseState
 
         self.i, self.j, self.sign = syn.i, syn.j, syn.sign
         self.state = SynapseState(rule, syn.w * syn.sign, dt)
         self.pre = np.zeros(len(self.i), dtype=bool)
-        self.mod = modulator
+        self.mod, self.gate, self.k = modulator, gate, 0
         if modulator is not None:  # the third factor: the modulator's spike trace, offset-coded
             self.mod_trace = 0.0  # becomes an array (modulator size = target size) at the first step
             self.mod_decay = float(np.exp(-dt / modulator["tau"]))
@@ -94,6 +95,9 @@ class _CanonicalPlastic:
         if self.mod is not None:
             self.mod_trace = self.mod_trace * self.mod_decay + spikes[self.mod["source"]]
             r = self.mod_trace[self.j] - self.mod["offset"]
+        elif self.gate is not None:  # a phase gate: 1 in steps k0 < k <= k1
+            r = float(self.gate[0] < self.k <= self.gate[1])
+        self.k += 1
         self.state.step(self.pre, post_spikes[self.j], r)
 
     def effective(self) -> np.ndarray:
@@ -129,7 +133,7 @@ def simulate(net: Network) -> Result:
         if pr.plasticity is not None:
             low = lowering(pr.plasticity.rule, pr.plasticity.params, dt)
             pl = (_Plastic(syn, low.stdp, dt) if low.kind == "stdp"
-                  else _CanonicalPlastic(syn, low.canonical, dt, low.modulator))
+                  else _CanonicalPlastic(syn, low.canonical, dt, low.modulator, low.gate))
             plastic.append((pr, syn, pl))
         else:
             W = sparse.csr_matrix((syn.w, (syn.i, syn.j)), shape=(n_src, n_tgt))

@@ -319,6 +319,13 @@ def _check(net: Network) -> Iterator[Problem]:
             if src is not None and not src.spiking and src.graded and rule is not None:
                 yield Problem("ND505", path + ("plasticity",),
                               f"'{pr.plasticity.rule}' needs presynaptic spikes; '{pr.source}' is a graded source")
+            if rule is not None:
+                try:
+                    wrong = rule.problems(rule.Params(**pr.plasticity.params), sim.duration)
+                except TypeError:  # a missing required parameter: reported by the reader
+                    wrong = []
+                for key, msg in wrong:
+                    yield Problem("ND205", path + ("plasticity", "params", key), msg)
             for key, (info, _) in (rule.param_infos().items() if rule is not None else ()):
                 ref = pr.plasticity.params.get(key) if info.kind == "ref" else None
                 if ref is None:

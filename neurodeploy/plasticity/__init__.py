@@ -47,6 +47,11 @@ class PlasticityRuleDef:
     def lower(cls, p, dt: float) -> "Lowering":
         raise NotImplementedError(f"rule {cls.name!r} declares no lowering")
 
+    @classmethod
+    def problems(cls, p, duration: float) -> list[tuple[str, str]]:
+        """(parameter, message) for parameter values that are wrong together (checked by verify)."""
+        return []
+
 
 @dataclass(frozen=True)
 class Lowering:
@@ -59,6 +64,8 @@ class Lowering:
     #: the third factor ``r`` of a canonical rule, per postsynaptic neuron j: the spike trace of
     #: neuron j of ``modulator["source"]`` (impulse 1, decay ``tau``) minus ``offset``
     modulator: dict | None = None
+    #: a phase gate instead: ``r = 1`` in steps ``k0 < k <= k1`` (reference step indices), else 0
+    gate: tuple | None = None
 
     @property
     def w_min(self) -> float:
@@ -66,7 +73,7 @@ class Lowering:
 
     def problem(self) -> str:
         """Why no spiking backend can run this rule from a spec ('' if they can)."""
-        if self.kind == "canonical" and self.canonical.uses("r") and self.modulator is None:
+        if self.kind == "canonical" and self.canonical.uses("r") and self.modulator is None and self.gate is None:
             return "the third factor r has no source (give the rule a modulator)"
         return ""
 
@@ -84,6 +91,6 @@ def lowering(rule: str, params: dict, dt: float) -> Lowering:
 
 
 from . import stdp  # noqa: E402,F401  (registration side effect)
-from . import bengio, local_rules, third_factor  # noqa: E402,F401
+from . import bengio, eqprop, local_rules, third_factor  # noqa: E402,F401
 
 __all__ = ["RULES", "Lowering", "PlasticityRuleDef", "lowering", "register_rule"]

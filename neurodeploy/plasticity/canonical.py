@@ -162,6 +162,9 @@ class SynapseState:
 
     def step(self, pre, post, r=None):
         xp = self.xp
+        # spikes as numbers of the weights' dtype (torch: bool * float would round to float32)
+        pre, post = (pre.astype(self.w.dtype), post.astype(self.w.dtype)) if xp is np else \
+            (pre.to(self.w.dtype), post.to(self.w.dtype))
         for k, t in self.spec.items():
             self.tr[k] = self.tr[k] * self.decay[k] + (pre if k[0] == "x" else post) * t.impulse
         env = dict(self.tr, x0=pre, y0=post, w=self.w, r=r, dt=self.dt)

@@ -255,7 +255,8 @@ def _build(net: Network, opts: Brian2Options) -> _Built:
             model, on_pre, on_post, ns = _stdp(low.stdp, wunit, target_var, syn.sign)
         else:
             model, on_pre, on_post, ns, every_step = _canonical(low.canonical, wunit, target_var, syn.sign,
-                                                                net.simulation.dt, low.modulator)
+                                                                net.simulation.dt, low.modulator, low.gate,
+                                                                net.simulation.steps)
         delay = syn.delay_steps * dt
         if canonical:  # every pre pathway has the projection's delay
             delay = {k: delay for k in on_pre}
@@ -330,13 +331,11 @@ def _canonical_problem(low) -> str:
     """Why a canonical rule has no Brian2 lowering ('' if it has one)."""
     if low.kind != "canonical" or low.problem():
         return low.problem()
-    for t in low.canonical.terms:
-        if "x0" in t.factors and "y0" in t.factors:
-            return "a product of pre and post spikes of the same step (x0 * y0) has no Brian2 lowering"
     return ""
 
 
-def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float, modulator: dict | None = None):
+def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float, modulator: dict | None = None,
+               gate: tuple | None = None, steps: int = 0):
     """A canonical-form rule (:mod:`neurodeploy.plasticity.canonical`) as Brian2 ``Synapses``.
 
     Traces are clock-driven synaptic variables (exact exponential decay each step, in the
@@ -360,18 +359,26 @@ def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float, modula
     if modulator is not None:  # the third factor r = (modulator trace - offset), bumped by nd_mod_*
         ns["tau_mod"], ns["mod_offset"] = modulator["tau"] * b2.second, modulator["offset"]
         lines.append("dr_mod/dt = -r_mod / tau_mod : 1 (clock-driven)")
+    r_code = "(r_mod - mod_offset)"
+    if gate is not None:  # a phase gate: 1 in steps k0 < k <= k1, as a TimedArray of the step
+        k = np.arange(steps + 1)
+        ns["nd_gate"] = b2.TimedArray(((k > gate[0]) & (k <= gate[1])).astype(float), dt=dt * b2.second)
+        r_code = "nd_gate(t)"
+    # y0 inside an x0 product (a pre and a post spike in the same step): a flag the post_trace
+    # pathway sets before the learning pathways run, cleared after the step's update
+    lines.append("y0s : 1")
     groups = {"x0": [], "y0": [], "dt": []}
     for n, t in enumerate(rule.terms):
         dep = "x0" if "x0" in t.factors else "y0" if "y0" in t.factors else "dt"
         p_w = t.factors.count("w")
         coeff = t.coeff * (dt ** t.factors.count("dt"))
         ns[f"c_{n}"] = coeff if p_w == 1 else coeff * u ** (1 - p_w)  # unit: weight^(1 - powers of w)
-        body = " * ".join([f"c_{n}"] + ["(r_mod - mod_offset)" if f == "r" else f
-                                        for f in t.factors if f not in ("x0", "y0", "dt")])
+        body = " * ".join([f"c_{n}"] + [r_code if f == "r" else "y0s" if f == "y0" else f
+                                        for f in t.factors if f not in (dep, "dt")])
         groups[dep].append(body)
     on_pre = {"pre": f"{target_var}_post += w_sign * w",
               "pre_trace": "\n".join(pre_trace) or "dw_acc += 0 * w"}
-    on_post = {"post_trace": "\n".join(post_trace) or "dw_acc += 0 * w"}
+    on_post = {"post_trace": "\n".join(post_trace + ["y0s = 1"])}
     if groups["x0"]:
         on_pre["pre_learn"] = "dw_acc += " + " + ".join(groups["x0"])
     if groups["y0"]:
@@ -380,7 +387,7 @@ def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float, modula
     if rule.decay:
         ns["w_decay"] = rule.decay * dt
         step += " - w_decay * w"
-    every = f"w = clip(w + {step}, w_min, w_max)\ndw_acc = 0 * w"
+    every = f"w = clip(w + {step}, w_min, w_max)\ndw_acc = 0 * w\ny0s = 0"
     return "\n".join(lines), on_pre, on_post, ns, every
 
 

@@ -83,6 +83,7 @@ class LoweredProjection:
     factor: float = 1.0  # w_lava = factor * w_si (the target's weight factor; negative if inhibitory)
     canonical: object | None = None  # plasticity.canonical.CanonicalRule, for rules other than pair STDP
     modulator: dict | None = None  # the third factor's source (plasticity.Lowering.modulator)
+    gate: tuple | None = None  # or a phase gate (plasticity.Lowering.gate)
 
     def matrix(self):
         """(n_post, n_pre) sparse matrix, as Lava wants it (repeated pairs summed)."""
@@ -270,6 +271,9 @@ def _plastic_problem(lw, pr, net: Network) -> str:
         return (f"'{pr.plasticity.rule}': the third factor would need a Loihi3FLearningRule and a postsynaptic "
                 f"neuron that sends the trace of '{lw.modulator['source']}' through y2/y3 (a custom neuron "
                 "model; not generated yet)")
+    if lw.gate is not None:
+        return (f"'{pr.plasticity.rule}': the learning engine has no phase gate (it would need a third factor "
+                "or rewriting dw at the phase boundaries; not generated yet)")
     if lw.kind == "stdp" and lw.stdp.get("multiplicative"):
         return "multiplicative (soft-bound) STDP has no lowering to Lava's learning engine"
     if mat.delay_steps(pr.delay, net.simulation.dt) > 0:
@@ -296,4 +300,4 @@ def attach_plasticity(lp: LoweredProjection, pr, dt: float) -> None:
         lp.plasticity, lp.canonical = dict(lw.stdp), None
     else:
         lp.plasticity = {"rule": pr.plasticity.rule, "w_min": lw.w_min, "w_max": lw.w_max}
-        lp.canonical, lp.modulator = lw.canonical, lw.modulator
+        lp.canonical, lp.modulator, lp.gate = lw.canonical, lw.modulator, lw.gate

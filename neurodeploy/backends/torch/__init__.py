@@ -530,7 +530,7 @@ class _Plastic:
             from ...plasticity.canonical import SynapseState
 
             self.canonical = SynapseState(pr.canonical, self.w, low.dt, xp=torch)
-            self.mod = pr.modulator
+            self.mod, self.gate = pr.modulator, pr.gate
             if self.mod is not None:  # third factor: the modulator's spike trace, per post neuron
                 self.mod_trace = torch.zeros((B, pr.n_tgt), dtype=fdtype, device=device)
                 self.mod_decay = float(np.exp(-low.dt / self.mod["tau"]))
@@ -562,7 +562,7 @@ class _Plastic:
         out.index_add_(1, self.j, contrib)
         self.pending = out * self.factor
 
-    def _learn(self, arrived, post, mod_spikes=None) -> None:
+    def _learn(self, arrived, post, mod_spikes=None, k: int = 0) -> None:
         import torch
 
         if self.canonical is not None:
@@ -572,17 +572,19 @@ class _Plastic:
             if self.mod is not None:
                 self.mod_trace = self.mod_trace * self.mod_decay + mod_spikes
                 r = self.mod_trace[:, self.j] - self.mod["offset"]
+            elif self.gate is not None:  # phase gate: 1 in reference steps k0 < k <= k1
+                r = float(self.gate[0] < k <= self.gate[1])
             self.canonical.step(arrived if arrived is not None else torch.zeros_like(post), post, r)
             return
         self.apre.mul_(self.dpre)
         self.apost.mul_(self.dpost)
         if arrived is not None and bool(arrived.any()):
             self._deliver(arrived)
-            self.apre += arrived * self.p["a_plus"]
+            self.apre += arrived.to(self.w.dtype) * self.p["a_plus"]  # not bool * float: float32
             dw = self.apost * ((self.w - self.w_min) / self.span) if self.mult else self.apost
             self.w = torch.where(arrived, torch.clamp(self.w + dw, self.w_min, self.w_max), self.w)
         if bool(post.any()):
-            self.apost -= post * self.p["a_minus"]
+            self.apost -= post.to(self.w.dtype) * self.p["a_minus"]
             dw = self.apre * ((self.w_max - self.w) / self.span) if self.mult else self.apre
             self.w = torch.where(post, torch.clamp(self.w + dw, self.w_min, self.w_max), self.w)
 
@@ -594,7 +596,7 @@ class _Plastic:
         mod = None
         if self.canonical is not None and self.mod is not None:
             mod = (hist[self.mod["source"]][m % L] != 0).to(self.mod_trace.dtype)
-        self._learn(arrived, post, mod)
+        self._learn(arrived, post, mod, m - 1)
         self.last_done = m
         k = m - 1  # reference step
         for pb in self.probes:
