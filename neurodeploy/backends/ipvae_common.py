@@ -75,6 +75,46 @@ def drive(p: IPVAEParams, X) -> np.ndarray:
     return p.eta * (X @ (p.Phi / (p.sigma ** 2)[:, None]) - np.exp(p.b))
 
 
+@dataclass
+class RunSetup:
+    """What every backend's run starts from (:func:`prepare_run`)."""
+
+    p: IPVAEParams
+    X: np.ndarray  # (B, M)
+    D: np.ndarray  # (B, K) drive
+    W: np.ndarray  # (K, K) lateral matrix
+    z0: np.ndarray  # (B, K) initial counts
+    rng: np.random.Generator
+    T: int
+
+    @property
+    def B(self) -> int:
+        return len(self.X)
+
+    @property
+    def K(self) -> int:
+        return self.p.latents
+
+
+def prepare_run(arrays: dict, X, T: int, seed: int, mode: str, z0=None) -> RunSetup:
+    """Check the arguments and compute the drive, the lateral matrix and the initial counts
+    (``Pois(exp(u0))`` from ``seed``, ``exp(u0)`` in rate mode, or the given ``z0``)."""
+    if mode not in ("exact", "rate"):
+        raise ValueError(f"mode must be 'exact' or 'rate', got {mode!r}")
+    T = int(T)
+    if T < 1:
+        raise ValueError(f"T must be >= 1, got {T}")
+    p = ipvae_params(arrays)
+    X = np.atleast_2d(np.asarray(X, np.float64))
+    B, K = len(X), p.latents
+    rng = np.random.default_rng(seed)
+    if z0 is None:
+        rate0 = np.broadcast_to(np.exp(p.u0), (B, K))
+        z0 = rate0.copy() if mode == "rate" else rng.poisson(rate0).astype(np.float64)
+    z0 = np.asarray(z0, np.float64).reshape(B, K)
+    return RunSetup(p, X, drive(p, X), lateral_matrix(p), z0, rng, T)
+
+
 def chunks(n: int, batch: int):
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from neurodeploy.backends.ipvae_common import chunks, drive, ipvae_params, ipvae_result, lateral_matrix
+from neurodeploy.backends.ipvae_common import chunks, ipvae_result, prepare_run
 from neurodeploy.learn.ipvae import AVG_TAU
 
 
@@ -54,21 +54,8 @@ def run_ipvae_brian2(arrays: dict, X, T: int, seed: int = 0, batch: int = 50, mo
     """
     import brian2 as b2
 
-    if mode not in ("exact", "rate"):
-        raise ValueError(f"mode must be 'exact' or 'rate', got {mode!r}")
-    T = int(T)
-    if T < 1:
-        raise ValueError(f"T must be >= 1, got {T}")
-    p = ipvae_params(arrays)
-    X = np.atleast_2d(np.asarray(X, np.float64))
-    B, K = len(X), p.latents
-    D = drive(p, X)
-    W = lateral_matrix(p)
-    rng = np.random.default_rng(seed)
-    if z0 is None:
-        rate0 = np.broadcast_to(np.exp(p.u0), (B, K))
-        z0 = rate0.copy() if mode == "rate" else rng.poisson(rate0).astype(np.float64)
-    z0 = np.asarray(z0, np.float64).reshape(B, K)
+    st = prepare_run(arrays, X, T, seed, mode, z0)
+    p, X, B, K, D, W, rng, z0, T = st.p, st.X, st.B, st.K, st.D, st.W, st.rng, st.z0, st.T
 
     b2.prefs.codegen.target = "numpy"
     b2.seed(int(rng.integers(2 ** 31)))

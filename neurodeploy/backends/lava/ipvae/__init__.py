@@ -20,13 +20,13 @@ attribute access, and :func:`run_ipvae_lava` imports Lava when called.
 
 from __future__ import annotations
 
-import importlib
 import time
 from typing import Any
 
 import numpy as np
 
-from neurodeploy.backends.ipvae_common import chunks, drive, ipvae_params, ipvae_result, lateral_matrix
+from neurodeploy.backends.ipvae_common import chunks, ipvae_result, prepare_run
+from neurodeploy.backends.lava.procs import lazy_attribute
 from neurodeploy.backends.lava.ipvae.reference import FixedFormat, quantize_weights, seed_states
 from neurodeploy.learn.ipvae import AVG_TAU
 
@@ -41,12 +41,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return lazy_attribute(globals(), _LAZY, name)
 
 
 def fixed_format(p, frac_bits: int = 10, lut_bits: int = 8, count_bits: int = 8) -> FixedFormat:
@@ -82,25 +77,12 @@ def run_ipvae_lava(arrays: dict, X, T: int, fixed: bool = False, seed: int = 0, 
 
     from neurodeploy.backends.lava.ipvae.process import IPVAELatents
 
-    if mode not in ("exact", "rate"):
-        raise ValueError(f"mode must be 'exact' or 'rate', got {mode!r}")
-    if fixed and mode != "exact":
+    if fixed and mode == "rate":
         raise ValueError("fixed point draws counts: mode must be 'exact'")
     if connection not in ("dense", "sparse"):
         raise ValueError(f"connection must be 'dense' or 'sparse', got {connection!r}")
-    T = int(T)
-    if T < 1:
-        raise ValueError(f"T must be >= 1, got {T}")
-    p = ipvae_params(arrays)
-    X = np.atleast_2d(np.asarray(X, np.float64))
-    B, K = len(X), p.latents
-    D = drive(p, X)
-    W = lateral_matrix(p)
-    rng = np.random.default_rng(seed)
-    if z0 is None:
-        rate0 = np.broadcast_to(np.exp(p.u0), (B, K))
-        z0 = rate0.copy() if mode == "rate" else rng.poisson(rate0).astype(np.float64)
-    z0 = np.asarray(z0, np.float64).reshape(B, K)
+    st = prepare_run(arrays, X, T, seed, mode, z0)
+    p, X, B, K, D, W, rng, z0, T = st.p, st.X, st.B, st.K, st.D, st.W, st.rng, st.z0, st.T
     fmt = fixed_format(p, frac_bits, lut_bits, count_bits) if fixed else None
     if fixed:
         q, s = quantize_weights(-W)

@@ -48,13 +48,19 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+def lazy_attribute(namespace: dict, table: dict, name: str) -> Any:
+    """Module ``__getattr__`` body: import ``name`` from ``table[name]`` on first access and keep it
+    in ``namespace`` (the module's globals), so that Lava is imported only when a process is used."""
+    module = table.get(name)
     if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
+    namespace[name] = value
     return value
+
+
+def __getattr__(name: str) -> Any:
+    return lazy_attribute(globals(), _LAZY, name)
 
 
 def __dir__() -> list[str]:
