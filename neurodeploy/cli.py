@@ -37,6 +37,8 @@ examples:
   neurodeploy import tests/fixtures/nir-paper-lif/lif_norse.nir -o out/lif_norse.yaml
   neurodeploy export models/cuba_chain.yaml -o out/chain.nir
   neurodeploy train models/train/ipvae_digits.yaml -o out/ipvae
+  neurodeploy eval models/ipvae/ipvae_digits.yaml --target loihi2-sim -o out/eval --images 64
+  neurodeploy compile models/ipvae/ipvae_digits.yaml --target loihi2-sim -o out/ipvae_loihi
 
 exit codes: 0 ok, 1 invalid input, 2 usage error, 3 backend failure / not implemented yet
 docs: docs/spec.md (the YAML format), docs/validate.md, docs/interop.md, docs/torch.md,
@@ -175,8 +177,20 @@ def _spec_and_target(args):
 
 def cmd_compile(args) -> int:
     from . import compiler
+    from .blocks.run_ipvae import has_ipvae_block
 
     net, target = _spec_and_target(args)
+    if has_ipvae_block(net):
+        from .blocks.compile_ipvae import summary_text
+
+        say = None if args.json else (lambda msg: print(msg, file=sys.stderr))
+        report, files = compiler.compile_blocks(net, target, args.out, log=say)
+        if args.json:
+            _print_json({"ok": True, "files": {k: str(v) for k, v in files.items()}, "report": report})
+            return EXIT_OK
+        print(summary_text(report))
+        print(f"wrote {', '.join(str(v) for v in files.values())}")
+        return EXIT_OK
     compiled = compiler.compile_network(net, target, allow_fallback=not args.no_fallback)
     files = compiler.write(compiled, net, args.out)
     if args.json:
@@ -208,9 +222,13 @@ def _print_compiled(compiled) -> None:
 
 
 def cmd_run(args) -> int:
+    from .blocks.run_ipvae import has_ipvae_block
     from .runner import run_to_dir
 
     net, target = _spec_and_target(args)
+    if has_ipvae_block(net):  # a coder block: run = evaluate on the spec's own images
+        return _eval(net, target, args, images=None, iterations=None, seed=net.simulation.seed,
+                     batch=None)
     options = {}
     if target.backend == "brian2":
         options = {"codegen": args.codegen, "device": args.device, "poisson": args.poisson,
@@ -247,6 +265,41 @@ def cmd_run(args) -> int:
         print(f"  {name:<{width}} {p['size']:>8} {p['spikes']:>9} {p['mean_rate_hz']:>10.2f} "
               f"{p['silent_fraction'] * 100:>6.1f}%")
     print(f"wrote {outs.result_path}, {outs.summary_path}" + (f", {outs.plot_path}" if outs.plot_path else ""))
+    return EXIT_OK
+
+
+def cmd_eval(args) -> int:
+    if args.batch is not None and args.batch < 1:
+        sys.stderr.write("neurodeploy eval: --batch must be >= 1\n")
+        return EXIT_USAGE
+    net, target = _spec_and_target(args)
+    seed = net.simulation.seed if args.seed is None else args.seed
+    return _eval(net, target, args, images=args.images, iterations=args.iterations, seed=seed,
+                 batch=args.batch)
+
+
+def _eval(net, target, args, images, iterations, seed, batch) -> int:
+    from .blocks.run_ipvae import eval_to_dir, runner_for
+
+    runner_for(target)  # unsupported targets: exit 3 before anything is printed or loaded
+    quiet = args.json or args.quiet
+    if not quiet:
+        print(f"evaluating {net.name} on {target.name} ...", file=sys.stderr)
+    m = eval_to_dir(net, target, args.out, images=images, iterations=iterations, seed=seed,
+                    progress=not quiet, torch_device=args.torch_device, batch=batch)
+    if args.json:
+        _print_json({"ok": True, **{k: v for k, v in m.items() if k != "versions"}})
+        return EXIT_OK
+    im = m["images"]
+    print(f"{net.name} block '{m['block']}' on {target.name} [{m['runner']}]: {im['count']} images "
+          f"({im['selection']}" + (f", {im['dataset']}" if "dataset" in im else "") + f"), seed {seed}")
+    print(f"  {'T':>6} {'R2':>7} {'median':>7} {'pooled':>7} {'R2 avg':>7} {'zeros':>7} {'max u':>7} "
+          f"{'|du|':>7} {'d':>7} {'s':>7}")
+    for r in m["results"]:
+        du = f"{r['du_norm']:7.3f}" if r["du_norm"] is not None else f"{'-':>7}"
+        print(f"  {r['T']:>6} {r['r2']:7.4f} {r['r2_median']:7.4f} {r['r2_pooled']:7.4f} {r['r2_avg']:7.4f} "
+              f"{r['zeros']:7.4f} {r['u_max']:7.3f} {du} {r['d']:7.4f} {r['seconds']:7.2f}")
+    print(f"wrote {', '.join(m['files'].values())}")
     return EXIT_OK
 
 
@@ -362,6 +415,31 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto = CUDA when a GPU is visible, else the CPU")
     tt.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                     help="float arithmetic of the torch target (loihi2-torch is always integer)")
+
+    sp = add("eval", cmd_eval, "evaluate a spec's ipvae block on a target: DIR/metrics.json + DIR/reconstructions.png",
+             "neurodeploy eval models/ipvae/ipvae_digits.yaml --target brian2 -o out/eval --images 64 --iterations 32 1000",
+             "Run the spec's ipvae (iP-VAE coder) block on held-out images on a target and report, per "
+             "number of iterations T: mean, median and pooled R^2 of the reconstruction Phi z from the "
+             "last counts, R^2 of the averaged counts, fraction of zero counts, max u, mean ||du|| "
+             "(torch only) and the distance d to (R^2 = 1, zeros = 1). Targets: torch (exact spiking "
+             "inference with the torch module; CUDA when visible), brian2, lava (floating point), "
+             "loihi2-sim (bit-accurate fixed point); others exit 3. `neurodeploy run` on such a spec "
+             "does the same with the defaults.")
+    sp.add_argument("spec", metavar="SPEC")
+    sp.add_argument("--target", "-t", required=True, help="target name (see `neurodeploy info`) or a target YAML file")
+    sp.add_argument("-o", "--out", metavar="DIR", required=True, help="output directory")
+    sp.add_argument("--images", type=int, metavar="N",
+                    help="evaluate the first N images of the dataset's held-out split (digits: the last 297, "
+                         "patches8: the last 2000) instead of the spec's own samples (the default)")
+    sp.add_argument("--iterations", type=int, nargs="+", metavar="T",
+                    help="numbers of inference iterations to report (default: the block's `iterations`); "
+                         "torch records them in one pass, the other targets run once per T")
+    sp.add_argument("--seed", type=int, help="random seed (default: the spec's simulation seed)")
+    sp.add_argument("--batch", type=int, metavar="B", help="images per Brian2/Lava run (default 50)")
+    sp.add_argument("--torch-device", choices=["auto", "cpu", "cuda"], default="auto",
+                    help="torch target: auto = CUDA when a GPU is visible, else the CPU")
+    sp.add_argument("--json", action="store_true", help="print machine-readable output")
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     from .interop import command as interop_cmd
     from .learn import command as learn_cmd

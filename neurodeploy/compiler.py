@@ -18,6 +18,12 @@ For the Lava targets (``lava``, ``loihi2-sim``, ``loihi2``) the artifact directo
                        describe the target part only
 ``manifest.json``      what was compiled, for which target, with which versions; written last
 =====================  ===================================================================
+
+A spec with an ``ipvae`` block takes :func:`compile_blocks` instead (fixed-point Loihi 2
+targets): ``ir.json``, ``ipvae_params.npz`` (the deployable integers and the host-side arrays),
+``compile_report.json`` (neurons, cores, synapse memory, synaptic operations per inference,
+number formats, every approximation with its measured effect) and ``manifest.json``; see
+:mod:`neurodeploy.blocks.compile_ipvae`.
 """
 
 from __future__ import annotations
@@ -86,6 +92,20 @@ def compile_network(net: Network, target: Target, allow_fallback: bool = True) -
         out.coremap = partition(net, target, synapses=syn)
         out.timings["partition_s"] = time.perf_counter() - t1
     return out
+
+
+def compile_blocks(net: Network, target: Target, out_dir: str | Path, log=None) -> tuple[dict, dict]:
+    """Compile a block spec (an ``ipvae`` block) for ``target``: writes the artefacts under
+    ``out_dir`` and returns (report, files). Raises :class:`NotImplementedYet` for other blocks."""
+    from .blocks.run_ipvae import has_ipvae_block
+
+    verify(net)
+    if not has_ipvae_block(net):
+        kinds = ", ".join(sorted({b.kind for b in net.blocks}))
+        raise NotImplementedYet(f"compiling blocks of kind {kinds} is not implemented yet")
+    from .blocks.compile_ipvae import compile_ipvae
+
+    return compile_ipvae(net, target, out_dir, log=log)
 
 
 def write(compiled: Compiled, net: Network, out_dir: str | Path) -> dict[str, Path]:

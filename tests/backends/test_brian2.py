@@ -234,7 +234,7 @@ def test_result_file_round_trip(tmp_path):
         assert all(z[k].dtype != object for k in z.files)
 
 
-def test_unsupported_nodes_fail_clearly(capsys, tmp_path):
+def test_blocks_run_on_brian2_and_unsupported_targets_fail_clearly(capsys, tmp_path):
     from neurodeploy import cli
 
     spec = tmp_path / "block.yaml"
@@ -242,10 +242,13 @@ def test_unsupported_nodes_fail_clearly(capsys, tmp_path):
         "neurodeploy: 1\nname: b\nsimulation: {dt: 1 ms, steps: 10}\n"
         "stimuli:\n  - {name: x, kind: array, encoding: value, data: {inline: [[1, 0]]}}\n"
         "blocks:\n  - {name: c, kind: ipvae, input: x, latent: 1, decoder: {inline: [[1], [0]]}}\n")
-    rc = cli.main(["run", str(spec), "-t", "brian2", "-o", str(tmp_path / "o")])
+    assert cli.main(["run", str(spec), "-t", "brian2", "-o", str(tmp_path / "o")]) == 0  # the block runner
+    assert (tmp_path / "o" / "metrics.json").exists()
+    capsys.readouterr()
+    rc = cli.main(["run", str(spec), "-t", "loihi2-torch", "-o", str(tmp_path / "o2")])
     err = capsys.readouterr().err
-    assert rc == 3 and "not implemented yet" in err and "Traceback" not in err
-    assert not (tmp_path / "o").exists()
+    assert rc == 3 and "no lowering for target 'loihi2-torch'" in err and "Traceback" not in err
+    assert not (tmp_path / "o2").exists()
 
 
 @pytest.mark.slow

@@ -1,0 +1,369 @@
+"""``neurodeploy compile`` for an ``ipvae`` block on the fixed-point Loihi 2 targets: the
+deployable integers and a report of resources, synaptic operations, number formats and every
+approximation with its measured effect.
+
+What goes on the chip (the mapping the Lava ``fixed_pt`` model implements, see
+:mod:`neurodeploy.backends.lava.ipvae`):
+
+* **neurons**: the K latents (``IPVAELatents``) per image; ``u`` is an integer in Q units;
+* **lateral synapses**: ``-W = -eta Phi^T Sigma^-1 Phi`` (K x K, self-connections kept) as 8-bit
+  signed mantissas with one shared exponent, carrying graded spikes (the counts, 8-bit payload);
+* **feedforward drive**: computed once per image on the host,
+  ``drive = eta (Phi^T Sigma^-1 x - exp(b))``, rounded to Q units and written to each latent
+  as a constant (no input neurons, no feedforward synapses). The on-chip alternative (M input
+  neurons, M x K synapses) is sized in the report too;
+* **readout**: ``x_hat = Phi z`` on the host from the counts of the last iteration.
+
+Resources follow the target's ``limits``: latents per core are bounded by ``neurons_per_core``
+and by ``synapse_memory_bits_per_core / (K weight_bits)`` (each latent holds K dense 8-bit
+weights; no index overhead assumed); the fan-in (K) must not exceed ``fan_in_axons_per_core``.
+
+Measured at compile time on ``MEASURE_IMAGES`` held-out images (the dataset's held-out split,
+or the stimulus's rows when it is not a dataset) at the block's ``iterations``, all in numpy:
+a float64 reference (exact Poisson counts), float runs with one approximation switched on at a
+time (8-bit weights; the rate table), and the full fixed-point model
+(:func:`neurodeploy.backends.lava.ipvae.reference.fixed_step`, which the Lava ``fixed_pt``
+ProcessModel matches bit for bit: ``tests/backends/test_ipvae_spiking.py``). The fixed run also
+gives the synaptic operations: per inference, the graded spikes sent (non-zero counts of
+iterations 0..T-1) times the fan-out K, and the unary equivalent (sum of counts times K).
+Differences are means over images of per-image differences, with their standard error (the
+float runs share one seed, i.e. common random numbers; the fixed run draws from its own PRNG,
+so a difference within ~2 SE is Monte-Carlo noise).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CompileError, NotImplementedYet
+from ..ir.nodes import Network
+from ..targets import Target
+
+MEASURE_IMAGES = 64
+
+
+def _check_target(target: Target) -> None:
+    if target.backend != "lava" or target.number_format != "fixed":
+        raise NotImplementedYet(
+            f"compiling an ipvae block for '{target.name}' ({target.backend}, {target.number_format}) is not "
+            "implemented: the compile report targets the fixed-point Loihi 2 targets (loihi2-sim, loihi2); "
+            f"`neurodeploy eval SPEC -t {target.name}` runs the block there")
+
+
+def _measure_images(net, block, n: int):
+    from ..data import TEST_SIZES
+    from .run_ipvae import block_images
+
+    stim = net.node(block.params["input"])
+    if getattr(stim, "data", None) is not None and stim.data.source == "dataset":
+        return block_images(net, block, min(n, TEST_SIZES[stim.data.dataset]))
+    X, desc = block_images(net, block, None)
+    return X[:n], dict(desc, count=int(min(n, len(X))))
+
+
+# --- numpy simulators -----------------------------------------------------------------------
+
+def _float_run(p, X, T, seed, L=None, lut_bits=None, count_max=None):
+    """Float64 iterations with lateral input ``z @ L.T`` (default ``L = -W``); ``lut_bits``
+    rounds u to that many fractional bits before exp (the rate table); ``count_max`` clips."""
+    from ..backends.ipvae_common import average_counts, drive, ipvae_result, lateral_matrix
+    from ..backends.lava.ipvae.reference import float_update
+
+    rng = np.random.default_rng(seed)
+    D = drive(p, X)
+    L = -lateral_matrix(p) if L is None else L
+    u = np.broadcast_to(p.u0, D.shape).copy()
+    z = rng.poisson(np.exp(u)).astype(np.float64)
+    zbar = np.zeros_like(u)
+    zmax = 0.0
+    for t in range(1, T + 1):
+        u = float_update(u, D, z @ L.T, u_min=p.u_min, u_max=p.u_max, du_max=p.du_max, soft=p.soft)
+        v = u if lut_bits is None else np.round(u * 2.0 ** lut_bits) / 2.0 ** lut_bits
+        z = rng.poisson(np.exp(v)).astype(np.float64)
+        zmax = max(zmax, float(z.max()))
+        if count_max is not None:
+            z = np.minimum(z, count_max)
+        zbar = average_counts(zbar, z, t)
+    return ipvae_result(p, X, u, z, zbar, count_max_seen=zmax)
+
+
+def _fixed_run(p, X, T, seed, fmt, q, s):
+    """The fixed_pt model in numpy (bit-exact with Lava); also counts the messages sent."""
+    from ..backends.ipvae_common import average_counts, drive, ipvae_result
+    from ..backends.lava.ipvae.reference import fixed_step, seed_states
+
+    rng = np.random.default_rng(seed)
+    B, K = len(X), p.latents
+    D = fmt.q(drive(p, X)).ravel()
+    u = np.broadcast_to(np.clip(fmt.q(p.u0), fmt.u_min_q, fmt.u_max_q), (B, K)).ravel().copy()
+    z = np.clip(rng.poisson(np.exp(np.broadcast_to(p.u0, (B, K)))), 0, fmt.count_max).astype(np.int64)
+    state = seed_states(B * K, int(rng.integers(2 ** 31)))
+    W2, shift = (2 * q).astype(np.int64), s - 1 + fmt.frac_bits
+    zbar = np.zeros((B, K))
+    spikes = np.zeros(B)  # graded messages per image (non-zero counts sent)
+    counts = np.zeros(B)  # sum of the counts sent
+    clipped, z_max = 0, 0
+    for t in range(1, T + 1):
+        spikes += (z > 0).sum(1)
+        counts += z.sum(1)
+        a_in = (z @ W2.T).ravel()
+        u, zf, state = fixed_step(u, D, a_in, state, shift, fmt)
+        z = zf.reshape(B, K).astype(np.int64)
+        clipped += int((z >= fmt.count_max).sum())
+        z_max = max(z_max, int(z.max()))
+        zbar = average_counts(zbar, z, t)
+    return ipvae_result(p, X, fmt.to_float(u.reshape(B, K)), z, zbar, spikes=spikes, counts=counts,
+                        clipped=clipped, z_max=z_max, drive_q=D)
+
+
+def _diff(a, b, key):
+    """Mean and standard error of per-image differences a - b."""
+    d = np.asarray(a[key + "_images"]) - np.asarray(b[key + "_images"])
+    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else None}
+
+
+def _summary(r):
+    return {"r2": r["r2"], "r2_pooled": r["r2_pooled"], "zeros": r["zeros"], "u_max": r["u_max"]}
+
+
+def _effect(r, ref):
+    return {"r2": _diff(r, ref, "r2"), "zeros": _diff(r, ref, "zeros"),
+            "r2_pooled": float(r["r2_pooled"] - ref["r2_pooled"])}
+
+
+# --- the report -----------------------------------------------------------------------------
+
+def resources(K: int, M: int, target: Target, weight_bits: int) -> dict:
+    """Neurons, cores and synapse memory of one image's network on ``target``."""
+    lim = target.limits
+    npc = int(lim.get("neurons_per_core", K))
+    mem = lim.get("synapse_memory_bits_per_core")
+    fan_in = lim.get("fan_in_axons_per_core")
+    per_neuron_bits = K * weight_bits
+    by_mem = int(mem // per_neuron_bits) if mem else K
+    if by_mem < 1:
+        raise CompileError(f"one latent's {K} lateral weights ({per_neuron_bits} bits) exceed the "
+                           f"{mem}-bit synapse memory of a core of '{target.name}'")
+    if fan_in is not None and K > fan_in:
+        raise CompileError(f"each latent receives {K} lateral inputs; '{target.name}' allows "
+                           f"{fan_in} input axons per core")
+    per_core = min(npc, by_mem, K)
+    cores = -(-K // per_core)
+    chip_cores = int(lim.get("cores_per_chip", cores)) * int(lim.get("chips", 1))
+    if cores > chip_cores:
+        raise CompileError(f"{K} latents need {cores} cores; '{target.name}' has {chip_cores}")
+    syn_bits = K * K * weight_bits
+    return {
+        "neurons": K, "latents_per_core": per_core,
+        "latents_per_core_bound": "synapse memory" if by_mem < min(npc, K) else
+        ("neurons_per_core" if npc < K else "all latents fit one core"),
+        "cores": cores, "cores_available": chip_cores,
+        "images_in_parallel": chip_cores // cores,
+        "lateral_synapses": K * K, "weight_bits": weight_bits,
+        "synapse_memory_bits": syn_bits, "synapse_memory_bytes": syn_bits // 8,
+        "synapse_memory_bits_per_core_used": per_core * per_neuron_bits,
+        "synapse_memory_bits_per_core_limit": mem,
+        "synapse_memory_utilisation": (per_core * per_neuron_bits / mem) if mem else None,
+        "fan_in_per_latent": K, "fan_in_limit": fan_in, "fan_out_per_latent": K,
+        "feedforward": {"where": "host", "host_macs_per_image": M * K,
+                        "on_chip_alternative": {"input_neurons": M, "synapses": M * K,
+                                                "synapse_memory_bits": M * K * weight_bits}},
+        "readout": {"where": "host", "macs_per_image": M * K},
+    }
+
+
+def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_IMAGES, seed: int = 0,
+                  log=None) -> tuple[dict, dict]:
+    """Write ``ipvae_params.npz``, ``compile_report.json``, ``ir.json`` and ``manifest.json``
+    under ``out_dir``; returns (report, files)."""
+    from ..backends.ipvae_common import ipvae_params, lateral_matrix
+    from ..backends.lava.ipvae import fixed_format
+    from ..backends.lava.ipvae.reference import (
+        SOFTPLUS_RANGE,
+        UNIFORM_BITS,
+        count_tables,
+        quantize_weights,
+    )
+    from ..backends.versions import versions
+    from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from ..ir import to_json
+    from .run_ipvae import block_arrays, ipvae_block
+
+    _check_target(target)
+    t0 = time.perf_counter()
+    block = ipvae_block(net)
+    arrays = block_arrays(net, block)
+    p = ipvae_params(arrays)
+    K, M, T = p.latents, p.inputs, int(block.params["iterations"])
+    fmt = fixed_format(p)
+    W = lateral_matrix(p)
+    q, s = quantize_weights(-W)
+    wbits = int(target.precision.get("weight_bits", 8))
+    res = resources(K, M, target, wbits)
+
+    X, desc = _measure_images(net, block, images)
+    say = log or (lambda msg: None)
+    say(f"measuring float vs fixed point on {len(X)} images, T = {T} ...")
+    t1 = time.perf_counter()
+    ref = _float_run(p, X, T, seed)
+    qW = _float_run(p, X, T, seed, L=q * 2.0 ** s)  # same seed: common random numbers
+    lut = _float_run(p, X, T, seed, lut_bits=fmt.lut_bits, count_max=fmt.count_max)
+    fx = _fixed_run(p, X, T, seed, fmt, q, s)
+    t_measure = time.perf_counter() - t1
+
+    rel = np.abs(q * 2.0 ** s - (-W)) / max(np.abs(W).max(), 1e-300)
+    rates, cdf = count_tables(fmt)
+    drive_q = fx["drive_q"]
+    drive_bits = int(np.ceil(np.log2(np.abs(drive_q).max() + 1))) + 1
+    u_levels = fmt.u_max_q - fmt.u_min_q + 1
+    bias_bits = target.precision.get("bias_mant_bits")
+    state_bits = target.precision.get("state_bits")
+    total = _effect(fx, ref)
+    n_cells = fx["z"].size * T
+    formats = {
+        "u": {"type": "signed integer", "q_format": f"Q.{fmt.frac_bits}", "resolution": 2.0 ** -fmt.frac_bits,
+              "range": [p.u_min, p.u_max], "range_q": [fmt.u_min_q, fmt.u_max_q], "levels": u_levels,
+              "bits": int(np.ceil(np.log2(max(abs(fmt.u_min_q), abs(fmt.u_max_q)) + 1))) + 1,
+              "state_bits_available": state_bits},
+        "du": {"q_format": f"Q.{fmt.frac_bits}", "range": [p.u_min, p.du_max]},
+        "drive": {"q_format": f"Q.{fmt.frac_bits}", "computed": "host, float64, rounded to Q units",
+                  "max_abs_measured": float(np.abs(drive_q).max() / fmt.one), "bits_measured": drive_bits,
+                  "target_bias_mant_bits": bias_bits,
+                  "fits_bias_mantissa": None if bias_bits is None else bool(drive_bits <= bias_bits),
+                  "note": "the CPU model holds the drive as an integer Var; on Loihi 2 a drive wider than "
+                          "the bias mantissa needs the bias exponent (coarser steps) or a second input"},
+        "rate_table": {"indexed_by": f"u rounded to {fmt.lut_bits} fractional bits", "levels": int(len(rates)),
+                       "entries_per_level": int(cdf.shape[1]), "entry_bits": UNIFORM_BITS,
+                       "bytes": int(cdf.size * UNIFORM_BITS // 8),
+                       "content": "integer Poisson CDF floor(2^24 P(Z <= n)), n < 2^count_bits - 1",
+                       "bytes_if_cut_at_largest_count": int(len(rates) * (fx["z_max"] + 1) * UNIFORM_BITS // 8),
+                       "note": "the full table is far larger than a Loihi 2 core's memory; a hardware build "
+                               "would cut it at the largest count needed, share it across cores, or draw "
+                               "counts by Bernoulli sub-steps (not implemented)"},
+        "softplus_table": {"domain": f"|c - y| <= {SOFTPLUS_RANGE:g}", "entries": int(2 * SOFTPLUS_RANGE * fmt.one + 1),
+                           "used": p.soft},
+        "prng": {"kind": "xorshift32 per neuron (uint32 state)", "uniform_bits": UNIFORM_BITS,
+                 "counts": "inverse CDF: number of table entries <= the uniform"},
+        "payload": {"bits": fmt.count_bits, "max_count": fmt.count_max, "message": "graded spike = count"},
+        "weights": {"bits": wbits, "mantissa_range": [-127, 127], "exponent": int(s),
+                    "lava_dense_storage": "2 q (mixed-sign Dense truncates the LSB)",
+                    "lat_shift": int(s - 1 + fmt.frac_bits),
+                    "max_abs_error_rel_to_max": float(rel.max()), "rms_error_rel_to_max": float(np.sqrt((rel ** 2).mean())),
+                    "exponent_applied": "in the latent as the shift lat_shift = exponent - 1 + frac_bits; "
+                                        "the Dense/Sparse weight exponent stays 0",
+                    "dense_weight_exponent": 0},
+    }
+    approximations = [
+        {"name": "8-bit lateral weights", "what": f"-W as q 2^{s}, q in [-127, 127] (round to nearest)",
+         "bound": f"|error| <= 2^{s - 1} = {2.0 ** (s - 1):.3g} (max |W| = {np.abs(W).max():.3g})",
+         "measured_effect": _effect(qW, ref), "how": "float run with the quantised weights vs float"},
+        {"name": "rate / CDF table", "what": f"exp(u) and the Poisson CDF looked up at u rounded to 2^-{fmt.lut_bits}",
+         "bound": f"rate relative error <= {math.expm1(2.0 ** -(fmt.lut_bits + 1)):.2e}",
+         "measured_effect": _effect(lut, ref), "how": "float run with u rounded before exp and counts clipped to the payload vs float"},
+        {"name": f"{fmt.count_bits}-bit count payload", "what": f"counts clipped to {fmt.count_max}",
+         "bound": "exact unless a rate exceeds ~200",
+         "measured": {"clipped_counts_fixed": fx["clipped"], "fraction": fx["clipped"] / n_cells,
+                      "largest_count_float": ref["count_max_seen"]}},
+        {"name": f"Q.{fmt.frac_bits} potentials, increments and drive", "what": "u, du, drive rounded to 2^-%d" % fmt.frac_bits,
+         "bound": f"{2.0 ** -(fmt.frac_bits + 1):.2e} per rounding", "measured_effect": "in the total below"},
+        {"name": "soft clamp by table", "what": f"softplus tabulated on |c - y| <= {SOFTPLUS_RANGE:g}, entries rounded",
+         "bound": "< 2^-11 outside the table, rounding 2^-11 inside", "measured_effect": "in the total below"},
+        {"name": "on-core PRNG", "what": f"xorshift32, top {UNIFORM_BITS} bits, CDF floored to 2^-{UNIFORM_BITS}",
+         "bound": f"count probabilities within 2^-{UNIFORM_BITS}", "measured_effect": "in the total below"},
+        {"name": "lateral input shift", "what": f"a_in 2^({s - 1 + fmt.frac_bits}) to Q units, rounded half up when a right shift",
+         "bound": "half a Q unit", "measured_effect": "in the total below"},
+        {"name": "total: fixed point vs float", "what": "every approximation above together (the fixed_pt model)",
+         "measured_effect": total},
+    ]
+    comms = {"images": int(len(X)), "T": T,
+             "graded_spikes_per_inference": float(fx["spikes"].mean()),
+             "counts_per_inference": float(fx["counts"].mean()),
+             "synops_per_inference": float(fx["spikes"].mean() * K),
+             "synops_per_inference_unary": float(fx["counts"].mean() * K),
+             "definition": "graded: sum over iterations 0..T-1 of the non-zero counts sent, times the fan-out K; "
+                           "unary: sum of the counts times K (one synaptic event per spike)",
+             "host_macs_per_inference": 2 * M * K}
+    report = {
+        "block": block.name, "kind": "ipvae", "network": net.name, "target": target.name,
+        "inputs": M, "latents": K, "iterations": T,
+        "mapping": {"on_chip": f"{K} IPVAELatents neurons + lateral K x K graded synapses",
+                    "feedforward": "host computes drive = eta (Phi^T Sigma^-1 x - exp(b)) once per image, "
+                                   "written to each latent as a constant",
+                    "readout": "host: x_hat = Phi z from the last counts"},
+        "resources": res, "synaptic_operations": comms, "formats": formats,
+        "approximations": approximations,
+        "measurement": {"images": desc, "seed": seed, "T": T, "float": _summary(ref), "fixed": _summary(fx),
+                        "weights_8bit": _summary(qW), "rate_table": _summary(lut),
+                        "fixed_vs_float": total, "seconds": round(t_measure, 2),
+                        "how": "numpy: float64 reference and the fixed_pt reference model "
+                               "(bit-exact with the Lava ProcessModel); float runs share one seed, the fixed run has its own PRNG"},
+    }
+    out = Path(out_dir)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, lateral_mantissa=q.astype(np.int8), lateral_exponent=np.asarray(s),
+                        lat_shift=np.asarray(s - 1 + fmt.frac_bits),
+                        u0_q=np.clip(fmt.q(p.u0), fmt.u_min_q, fmt.u_max_q).astype(np.int32),
+                        u_min_q=np.asarray(fmt.u_min_q), u_max_q=np.asarray(fmt.u_max_q),
+                        du_max_q=np.asarray(fmt.du_max_q), frac_bits=np.asarray(fmt.frac_bits),
+                        lut_bits=np.asarray(fmt.lut_bits), count_bits=np.asarray(fmt.count_bits),
+                        soft_clamp=np.asarray(p.soft),
+                        host_Phi=p.Phi, host_sigma=p.sigma, host_eta=np.asarray(p.eta), host_b=p.b)
+    files = {"ir": atomic_write_text(out / "ir.json", to_json(net)),
+             "ipvae_params": atomic_write_bytes(out / "ipvae_params.npz", buf.getvalue())}
+    report["timings_s"] = {"total": round(time.perf_counter() - t0, 2), "measure": round(t_measure, 2)}
+    files["report"] = atomic_write_json(out / "compile_report.json", report)
+    manifest = {"network": net.name, "target": target.name, "backend": target.backend,
+                "number_format": target.number_format, "blocks": {block.name: "ipvae"},
+                "processes": {block.name: "IPVAELatents (fixed_pt) + Sparse/Dense lateral"},
+                "timings_s": report["timings_s"], "versions": versions(),
+                "files": {k: v.name for k, v in files.items()}}
+    files["manifest"] = atomic_write_json(out / "manifest.json", manifest)
+    return report, files
+
+
+def summary_text(r: dict) -> str:
+    """The printed summary of a compile report."""
+    res, c, m = r["resources"], r["synaptic_operations"], r["measurement"]
+    f = r["formats"]
+    lines = [
+        f"compiled ipvae block '{r['block']}' of {r['network']} for {r['target']}: "
+        f"{r['inputs']} inputs -> {r['latents']} latents, {r['iterations']} iterations",
+        f"  neurons {res['neurons']}  cores {res['cores']} ({res['latents_per_core']} latents/core, "
+        f"bound: {res['latents_per_core_bound']}); {res['images_in_parallel']} images in parallel per chip",
+        f"  lateral synapses {res['lateral_synapses']} x {res['weight_bits']} bit = "
+        f"{res['synapse_memory_bytes'] / 1024:.1f} KiB"
+        + (f" ({100 * res['synapse_memory_utilisation']:.0f}% of a core's synapse memory)"
+           if res["synapse_memory_utilisation"] is not None else ""),
+        f"  feedforward drive on the host ({res['feedforward']['host_macs_per_image']} MACs/image; on chip it "
+        f"would take {res['feedforward']['on_chip_alternative']['input_neurons']} input neurons and "
+        f"{res['feedforward']['on_chip_alternative']['synapses']} synapses)",
+        f"  synaptic ops per inference (measured, {c['images']} images, T = {c['T']}): "
+        f"{c['synops_per_inference']:.3g} graded ({c['graded_spikes_per_inference']:.3g} spikes x {r['latents']}); "
+        f"{c['synops_per_inference_unary']:.3g} if counts were unary spikes",
+        f"  formats: u {f['u']['q_format']} in [{f['u']['range'][0]:g}, {f['u']['range'][1]:g}] ({f['u']['bits']} bits); "
+        f"rate/CDF table {f['rate_table']['levels']} x {f['rate_table']['entries_per_level']} x "
+        f"{f['rate_table']['entry_bits']} bit ({f['rate_table']['bytes'] / 1024:.0f} KiB); PRNG xorshift32; "
+        f"payload {f['payload']['bits']} bits; weights {f['weights']['bits']} bit, exponent {f['weights']['exponent']}",
+        "  approximations (effect vs float, mean +- SE over images):",
+    ]
+    for a in r["approximations"]:
+        e = a.get("measured_effect")
+        if isinstance(e, dict):
+            eff = (f"R2 {e['r2']['mean']:+.4f} +- {e['r2']['se']:.4f}, zeros {e['zeros']['mean']:+.4f} "
+                   f"+- {e['zeros']['se']:.4f}") if e["r2"]["se"] is not None else f"R2 {e['r2']['mean']:+.4f}"
+        elif "measured" in a:
+            eff = f"{a['measured']['clipped_counts_fixed']} counts clipped (largest float count {a['measured']['largest_count_float']:g})"
+        else:
+            eff = str(e)
+        lines.append(f"    {a['name']:<38} {eff}")
+    lines.append(f"  float R2 {m['float']['r2']:.4f} zeros {m['float']['zeros']:.4f}; fixed R2 {m['fixed']['r2']:.4f} "
+                 f"zeros {m['fixed']['zeros']:.4f} ({m['images']['count']} images, {m['seconds']:.1f} s)")
+    return "\n".join(lines)
+
+
+__all__ = ["MEASURE_IMAGES", "compile_ipvae", "resources", "summary_text"]

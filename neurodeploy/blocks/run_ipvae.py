@@ -1,0 +1,339 @@
+"""Run an ``ipvae`` block of a loaded spec on a target and evaluate it (``neurodeploy eval``).
+
+The block's decoder, prior and bias data references are loaded (``.npz``/``.npy`` with
+``allow_pickle=False``, or a linear ONNX decoder); ``step_size``, ``sigma``, ``u_min``,
+``u_max``, ``du_max`` and ``clamp`` come from the block's parameters. The images are the block's
+``input`` stimulus (an ``array`` stimulus with ``encoding: value``): the spec's own samples, or
+with ``images=N`` the first N rows of the dataset's fixed held-out split
+(:data:`neurodeploy.data.TEST_SIZES`).
+
+What each target runs (all draw exact Poisson counts and report the metrics of
+:func:`neurodeploy.backends.ipvae_common.ipvae_result` at the last iteration):
+
+==============  =========================================================================
+``torch``       the torch module's exact spiking inference (``torch.poisson``), all images
+                in one batch, on CUDA when visible (``device='auto'``); records every
+                requested T in one pass and reports ``du_norm`` (mean over images of
+                the L2 norm of the last increment)
+``brian2``      :func:`neurodeploy.backends.brian2.ipvae.run_ipvae_brian2` (numpy codegen)
+``lava``        :func:`neurodeploy.backends.lava.ipvae.run_ipvae_lava`, ``floating_pt``
+``loihi2-sim``  the same, ``fixed_pt``: integer u (Q format), exp/Poisson look-up table,
+                xorshift32 PRNG, 8-bit graded counts, 8-bit lateral weights
+==============  =========================================================================
+
+Other targets raise :class:`~neurodeploy.errors.NotImplementedYet` (exit 3) saying why. On the
+spiking backends every requested T is a separate run from the initial state (same seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendError, NotImplementedYet, UsageError
+from ..ir.nodes import ArrayRef, ArrayStimulus, Block, Network
+from ..targets import Target
+
+#: images per Brian2 / Lava run (memory ~ batch K^2 synapses; see the backends' docs)
+BATCH = {"brian2": 50, "lava-float": 50, "lava-fixed": 50}
+PRIOR_DEFAULT = -3.0
+
+
+def ipvae_block(net: Network, name: str | None = None) -> Block:
+    """The spec's ``ipvae`` block (``name`` picks one when there are several)."""
+    blocks = [b for b in net.blocks if b.kind == "ipvae"]
+    if name is not None:
+        blocks = [b for b in blocks if b.name == name]
+    if not blocks:
+        raise UsageError(f"spec '{net.name}' has no ipvae block" + (f" called '{name}'" if name else ""))
+    if len(blocks) > 1:
+        raise UsageError(f"spec '{net.name}' has {len(blocks)} ipvae blocks "
+                         f"({', '.join(b.name for b in blocks)}); evaluating several is not supported")
+    return blocks[0]
+
+
+def has_ipvae_block(net: Network) -> bool:
+    return any(b.kind == "ipvae" for b in net.blocks)
+
+
+def _base_dir(net: Network) -> Path:
+    return Path(net.origin).parent if net.origin else Path(".")
+
+
+def _ref(d) -> ArrayRef:
+    return d if isinstance(d, ArrayRef) else ArrayRef(**d)
+
+
+def block_arrays(net: Network, block: Block) -> dict:
+    """The deployable arrays of the block (the keys of ``IPVAE.export_arrays()``), float64.
+
+    ``prior`` defaults to -3 for every latent, ``bias`` to none (``b = -inf``, no constant
+    drive); ``sigma`` is the block's scalar, broadcast over the pixels.
+    """
+    from ..data import DataError, load_array
+
+    P, base = block.params, _base_dir(net)
+    K = int(P["latent"])
+    try:
+        Phi = load_array(_ref(P["decoder"]), base)
+        u0 = load_array(_ref(P["prior"]), base).reshape(-1) if P.get("prior") else np.full(K, PRIOR_DEFAULT)
+        b = load_array(_ref(P["bias"]), base).reshape(-1) if P.get("bias") else np.full(K, -np.inf)
+    except DataError as e:
+        raise UsageError(f"block '{block.name}': {e.message}" + (f" ({e.hint})" if e.hint else "")) from None
+    if Phi.ndim != 2 or Phi.shape[1] != K:
+        raise UsageError(f"block '{block.name}': decoder has shape {Phi.shape}, expected (inputs, {K})")
+    for what, a in (("prior", u0), ("bias", b)):
+        if a.shape != (K,):
+            raise UsageError(f"block '{block.name}': {what} has shape {a.shape}, expected ({K},)")
+    M = Phi.shape[0]
+    return {"Phi": Phi, "u0": u0, "b": b, "eta": np.array(float(P["step_size"])),
+            "sigma": np.full(M, float(P["sigma"])), "u_max": np.array(float(P["u_max"])),
+            "du_max": np.array(float(P["du_max"])), "u_min": np.array(float(P["u_min"])),
+            "soft_clamp": np.array(P.get("clamp", "soft") == "soft")}
+
+
+def block_images(net: Network, block: Block, images: int | None = None) -> tuple[np.ndarray, dict]:
+    """(X, description): the block's input images, (B, M) float64.
+
+    ``images=None``: the stimulus's own rows (the spec's samples). ``images=N``: the first N
+    rows of the held-out split of the stimulus's dataset (only for dataset stimuli).
+    """
+    from ..data import DATASETS, TEST_SIZES, DataError, load_array
+
+    name = block.params["input"]
+    try:
+        stim = net.node(name)
+    except KeyError:
+        raise UsageError(f"block '{block.name}': input '{name}' not found") from None
+    if not isinstance(stim, ArrayStimulus) or stim.encoding != "value":
+        raise NotImplementedYet(f"block '{block.name}': evaluating needs an array stimulus with "
+                                f"encoding 'value' as input; '{name}' is not one")
+    ref = stim.data
+    held_start = None
+    if ref.source == "dataset":
+        held_start = DATASETS[ref.dataset][1] - TEST_SIZES[ref.dataset]
+    if images is not None:
+        if ref.source != "dataset":
+            raise UsageError(f"--images needs a dataset stimulus; '{name}' reads {ref.source} data "
+                             "(evaluate the spec's own samples instead)")
+        n_test = TEST_SIZES[ref.dataset]
+        if not 1 <= images <= n_test:
+            raise UsageError(f"--images must be 1..{n_test} (the held-out split of '{ref.dataset}')")
+        samples = tuple(range(held_start, held_start + images))
+        ref = dataclasses.replace(ref, samples=samples, shape=(images, *ref.shape[1:]))
+    try:
+        X = load_array(ref, _base_dir(net)) * stim.gain
+    except DataError as e:
+        raise UsageError(f"stimulus '{name}': {e.message}") from None
+    X = np.atleast_2d(X).reshape(-1, stim.size)
+    desc = {"stimulus": name, "count": int(len(X)), "source": ref.source,
+            "selection": "held-out split" if images is not None else "spec samples"}
+    if ref.source == "dataset":
+        idx = list(ref.samples) if ref.samples is not None else list(range(len(X)))
+        desc.update(dataset=ref.dataset, indices=[int(i) for i in idx],
+                    held_out=bool(held_start is not None and min(idx) >= held_start))
+    return X, desc
+
+
+def runner_for(target: Target) -> str:
+    """Which implementation runs the block on ``target`` (or NotImplementedYet saying why)."""
+    if target.backend == "torch" and target.number_format != "fixed":
+        return "torch"
+    if target.backend == "brian2":
+        return "brian2"
+    if target.backend == "lava" and target.number_format != "fixed":
+        return "lava-float"
+    if target.backend == "lava" and target.device == "loihi2":
+        raise NotImplementedYet(
+            f"running the ipvae block on '{target.name}' needs Loihi 2 hardware and Intel's lava-loihi "
+            "extension, which this installation cannot reach; `--target loihi2-sim` runs the same "
+            "fixed-point model bit-accurately on the CPU, and `neurodeploy compile -t loihi2` writes the "
+            "resource report")
+    if target.backend == "lava":
+        return "lava-fixed"
+    raise NotImplementedYet(
+        f"the ipvae block has no lowering for target '{target.name}' ({target.backend}, "
+        f"{target.number_format}): integer inference is implemented on Lava only; use --target "
+        "loihi2-sim for fixed point, or torch / brian2 / lava for float")
+
+
+def _torch_device(device: str):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BackendError("--torch-device cuda: no CUDA device is visible")
+    return torch.device(device)
+
+
+def _run_torch(arrays, X, Ts, seed, device):
+    """Exact spiking inference with the torch module; metrics at every T in ``Ts``."""
+    import torch
+
+    from ..backends.ipvae_common import average_counts, ipvae_params, ipvae_result
+    from ..learn.ipvae import ipvae_from_arrays
+
+    dev = _torch_device(device)
+    p = ipvae_params(arrays)
+    model = ipvae_from_arrays(arrays).to(dev)
+    x = torch.as_tensor(X, dtype=torch.float32, device=dev)
+    g = torch.Generator(device=dev).manual_seed(int(seed))
+    out, t0 = {}, time.perf_counter()
+    with torch.no_grad():
+        u = model.init_state(len(X)).clone()
+        z = model.sample(u, "exact", generator=g)
+        zbar = torch.zeros_like(u)
+        for t in range(1, max(Ts) + 1):
+            u_new = model.step(u, z, x)
+            du, u = u_new - u, u_new
+            z = model.sample(u, "exact", generator=g)
+            zbar = average_counts(zbar, z, t)
+            if t in Ts:
+                np_ = (lambda a: a.detach().cpu().double().numpy())
+                out[t] = ipvae_result(p, X, np_(u), np_(z), np_(zbar),
+                                      du_norm=float(du.double().norm(dim=1).mean()),
+                                      seconds=time.perf_counter() - t0)
+    return out, f"torch ({dev.type})"
+
+
+def _run_spiking(kind, arrays, X, T, seed, batch, progress):
+    """One Brian2 / Lava run of T iterations over all images, ``batch`` images at a time."""
+    from ..backends.ipvae_common import chunks, ipvae_params, ipvae_result
+
+    p = ipvae_params(arrays)
+    if kind == "brian2":
+        from ..backends.brian2.ipvae import run_ipvae_brian2 as fn
+
+        kw = {}
+    else:
+        from ..backends.lava.ipvae import run_ipvae_lava as fn
+
+        kw = {"fixed": kind == "lava-fixed", "connection": "sparse"}
+    B, K = len(X), p.latents
+    U, Z, ZB = np.empty((B, K)), np.empty((B, K)), np.empty((B, K))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=B, desc=f"{kind} T={T}", unit="image", dynamic_ncols=True, leave=False)
+    t0, extra = time.perf_counter(), {}
+    try:
+        for i, sl in enumerate(chunks(B, batch)):
+            r = fn(arrays, X[sl], T, seed=int(seed) + i, batch=batch, **kw)
+            U[sl], Z[sl], ZB[sl] = r["u"], r["z"], r["zbar"]
+            if "weight_exponent" in r:
+                extra["weight_exponent"] = r["weight_exponent"]
+            if bar is not None:
+                bar.update(sl.stop - sl.start)
+    finally:
+        if bar is not None:
+            bar.close()
+    return ipvae_result(p, X, U, Z, ZB, du_norm=None, seconds=time.perf_counter() - t0, **extra)
+
+
+def evaluate(arrays: dict, X, target: Target, Ts, seed: int = 0, progress: bool = False,
+             torch_device: str = "auto", batch: int | None = None) -> dict:
+    """Run the block on ``target`` for every T in ``Ts``; returns ``{"runner", "rows", "xhat"}``.
+
+    ``rows``: one dict per T with ``r2`` (mean per-image R^2 of ``x_hat = Phi z`` from the last
+    counts), ``r2_median``, ``r2_pooled``, ``r2_rate`` (decoding ``exp(u)``), ``r2_avg`` (the
+    averaged counts), ``zeros`` (fraction of zero counts), ``u_max``, ``du_norm`` (torch only;
+    else null), ``d`` (distance to R^2 = 1, zeros = 1), ``seconds``, and per image
+    ``r2_images`` / ``zeros_images``. ``xhat``: T -> reconstructions (B, M).
+    """
+    from ..learn.ipvae import distance
+
+    kind = runner_for(target)
+    Ts = sorted({int(t) for t in Ts})
+    if not Ts or Ts[0] < 1:
+        raise UsageError("iterations must be >= 1")
+    X = np.asarray(X, np.float64)
+    if X.shape[1] != np.asarray(arrays["Phi"]).shape[0]:
+        raise UsageError(f"images have {X.shape[1]} pixels, the decoder expects {np.asarray(arrays['Phi']).shape[0]}")
+    if kind == "torch":
+        res, runner = _run_torch(arrays, X, Ts, seed, torch_device)
+    else:
+        runner = {"brian2": "brian2 (numpy codegen)", "lava-float": "lava floating_pt (Loihi2SimCfg)",
+                  "lava-fixed": "lava fixed_pt (Loihi2SimCfg, bit-accurate integer model)"}[kind]
+        res = {}
+        for T in Ts:
+            res[T] = _run_spiking(kind, arrays, X, T, seed, batch or BATCH[kind], progress)
+    rows, xhat = [], {}
+    for T in Ts:
+        r = res[T]
+        rows.append({"T": T, "r2": r["r2"], "r2_median": float(np.median(r["r2_images"])),
+                     "r2_pooled": r["r2_pooled"], "r2_rate": r["r2_rate"], "r2_avg": r["r2_avg"],
+                     "zeros": r["zeros"], "u_max": r["u_max"], "du_norm": r.get("du_norm"),
+                     "d": distance(r["r2"], r["zeros"]), "seconds": round(float(r["seconds"]), 3),
+                     "r2_images": [float(v) for v in r["r2_images"]],
+                     "zeros_images": [float(v) for v in r["zeros_images"]]})
+        xhat[T] = r["xhat"]
+    return {"runner": runner, "rows": rows, "xhat": xhat}
+
+
+def plot_reconstructions(X, xhat: dict, path, n: int = 8, title: str = "") -> Path | None:
+    """Originals (top row) and the reconstructions ``Phi z`` at each T; None when the images
+    are not square."""
+    from ..learn.plots import _plt, _save
+
+    X = np.asarray(X)
+    s = int(round(np.sqrt(X.shape[1])))
+    if s * s != X.shape[1]:
+        return None
+    n = min(n, len(X))
+    plt = _plt()
+    rows = [("input", X)] + [(f"T={t}", xhat[t]) for t in sorted(xhat)]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.2 * n, 1.25 * len(rows)), squeeze=False)
+    for i, (label, arr) in enumerate(rows):
+        for j in range(n):
+            ax = axes[i, j]
+            v = max(np.abs(X[j]).max(), 1e-12)
+            ax.imshow(np.asarray(arr[j]).reshape(s, s), cmap="gray", vmin=-v if X.min() < 0 else 0, vmax=v)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, Path(path))
+
+
+def eval_to_dir(net: Network, target: Target, out_dir, images: int | None = None, iterations=None,
+                seed: int = 0, progress: bool = False, torch_device: str = "auto",
+                batch: int | None = None, block_name: str | None = None) -> dict:
+    """Evaluate the spec's ipvae block on ``target``; writes ``DIR/metrics.json`` (atomically)
+    and ``DIR/reconstructions.png``. Returns the metrics dict (plus ``files``)."""
+    from ..backends.versions import versions
+    from ..io import atomic_write_json
+
+    block = ipvae_block(net, block_name)
+    runner_for(target)  # unsupported targets fail before any data is loaded
+    arrays = block_arrays(net, block)
+    X, desc = block_images(net, block, images)
+    Ts = list(iterations) if iterations else [int(block.params["iterations"])]
+    t0 = time.perf_counter()
+    res = evaluate(arrays, X, target, Ts, seed=seed, progress=progress, torch_device=torch_device, batch=batch)
+    out = Path(out_dir)
+    metrics = {"network": net.name, "block": block.name, "target": target.name, "runner": res["runner"],
+               "images": desc, "seed": seed, "iterations": sorted({int(t) for t in Ts}),
+               "results": res["rows"], "wall_s": round(time.perf_counter() - t0, 3),
+               "definitions": {
+                   "r2": "mean over images of 1 - SS_res/SS_tot of x_hat = Phi z (counts of the last iteration)",
+                   "r2_pooled": "1 - sum SS_res / sum SS_tot over all images",
+                   "r2_rate": "as r2, decoding exp(u)", "r2_avg": "as r2, decoding the averaged counts (tau 16 iterations)",
+                   "zeros": "fraction of zero counts at the last iteration",
+                   "du_norm": "mean over images of ||u_T - u_{T-1}||_2 (torch only)",
+                   "d": "sqrt((1 - r2)^2 + (1 - zeros)^2)"},
+               "versions": versions()}
+    files = {"metrics": out / "metrics.json"}
+    plot = plot_reconstructions(X, res["xhat"], out / "reconstructions.png",
+                                title=f"{net.name} on {target.name}")
+    if plot is not None:
+        files["plot"] = plot
+    metrics["files"] = {k: str(v) for k, v in files.items()}
+    atomic_write_json(files["metrics"], metrics)
+    return metrics
