@@ -8,10 +8,12 @@
 4. `neurodeploy validate` of the single-LIF and CUBA-chain models on Lava's CPU simulation in
    floating point (`lava`), in Loihi 2's bit-accurate fixed point (`loihi2-sim`) and on torch,
    against Brian2 (OUT/validate-*/report.html);
-5. NIR interop: the NIR paper's single LIF neuron (a Norse export) imported, run and exported;
-6. `compile --target loihi2-sim` of the E/I network (placement, quantization report, core map), and
+5. `neurodeploy validate` of the local plasticity rules (models/local_rules.yaml) on Lava's
+   learning engine, float and fixed point (Oja's rule runs on the torch fallback there);
+6. NIR interop: the NIR paper's single LIF neuron (a Norse export) imported, run and exported;
+7. `compile --target loihi2-sim` of the E/I network (placement, quantization report, core map), and
    of a hybrid model whose unsupported parts run on the torch fallback (then `run` of it);
-7. the single-LIF model's first spike against its analytic time.
+8. the single-LIF model's first spike against its analytic time.
 
 (The E/I network is not run on Lava here: Lava's CPU simulator needs minutes for its 5,000
 steps; `neurodeploy run models/ei_network.yaml --target lava -o out/ei-lava` does it.)
@@ -63,6 +65,13 @@ def main() -> int:
             print(f"\n-- {stem} on {target}")
             rc |= cli.main(["validate", shown(ROOT / "models" / f"{stem}.yaml"), "--target", target,
                             "-o", str(out / f"validate-{stem}-{target}"), "--codegen", args.codegen])
+
+    print("\n== local plasticity rules (Bengio STDP, Hebbian, Oja) on Lava's learning engine, against Brian2")
+    for target, extra in (("lava", []), ("loihi2-sim", ["--tolerance-file", shown(
+            ROOT / "models" / "tolerances" / "local_rules.fixed.yaml")])):
+        print(f"\n-- local_rules on {target}" + (" (Oja's rule on the torch fallback)" if extra else ""))
+        rc |= cli.main(["validate", shown(ROOT / "models" / "local_rules.yaml"), "--target", target,
+                        "-o", str(out / f"validate-local_rules-{target}"), "--codegen", args.codegen] + extra)
 
     print("\n== NIR: import the NIR paper's LIF neuron (exported by Norse), run it, export it again")
     fix = ROOT / "tests" / "fixtures" / "nir-paper-lif"
