@@ -314,6 +314,22 @@ def cmd_deploy(args) -> int:
     from .runner import require_loihi2_hardware, run_to_dir
 
     net, target = _spec_and_target(args)
+    from .blocks.run_ipvae import has_ipvae_block
+
+    if has_ipvae_block(net):  # a coder block: compile (fixed-point Loihi targets), then evaluate there
+        from .blocks.run_ipvae import runner_for
+
+        if not (target.backend == "lava" and target.number_format == "fixed"):
+            runner_for(target)  # targets without a runner exit 3 before anything is written
+        if target.backend == "lava" and target.number_format == "fixed":
+            say = None if args.json else (lambda msg: print(msg, file=sys.stderr))
+            compiler.compile_blocks(net, target, args.out, log=say)
+            if not args.json:
+                print(f"wrote the deployable artifact under {args.out}")
+        if target.device == "loihi2":
+            require_loihi2_hardware()
+        args.quiet, args.torch_device = getattr(args, "quiet", False), getattr(args, "torch_device", "auto")
+        return _eval(net, target, args, images=None, iterations=None, seed=net.simulation.seed, batch=None)
     compiled = compiler.compile_network(net, target, allow_fallback=not args.no_fallback)
     files = compiler.write(compiled, net, args.out)
     if not args.json:
