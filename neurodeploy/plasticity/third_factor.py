@@ -35,9 +35,10 @@ class ThirdFactorRule(PlasticityRuleDef):
     where :math:`x_i` is the presynaptic spike trace (``tau_pre``) and :math:`m_j` the spike
     trace (impulse 1, ``tau_mod``) of neuron :math:`j` of the ``modulator`` population (one per
     postsynaptic neuron), so :math:`r_j` is a signed error around a baseline. Then :math:`w` is
-    clipped to :math:`[w_{min}, w_{max}]`. Runs on the reference, Brian2 and torch; Lava's
-    learning engine would need a neuron that sends :math:`m_j` through y2/y3 (not generated yet),
-    so on Lava targets the projection is placed on the torch fallback.
+    clipped to :math:`[w_{min}, w_{max}]`. Runs on the reference, Brian2, torch and Lava's
+    learning engine (a ``Loihi3FLearningRule``; the target population runs as neurodeploy's
+    ``NDLIF3F`` neuron, which keeps :math:`m_j` and sends it as y2), float and fixed point; one
+    third-factor projection per target population.
     """
 
     name = "third_factor"

@@ -58,7 +58,51 @@ def unsupported(net: Network, target=None) -> dict[str, str]:
             if pop.name not in out and pop.size > per_core * cores * chips:
                 out[pop.name] = (f"{pop.size} neurons exceed the chip ({per_core} per core x {cores} cores x "
                                  f"{chips} chip(s) = {per_core * cores * chips})")
+    out.update(_modulators_on_the_fallback(net, out))
     return out
+
+
+def _modulators_on_the_fallback(net: Network, out: dict[str, str]) -> dict[str, str]:
+    """Third-factor projections whose modulator the placement pass puts on the fallback (it is
+    unsupported, or runs with what is): the modulator's spikes reach NDLIF3F directly, not through
+    a projection, so they cannot cross the exchange point; such a projection runs on the fallback
+    too. Mirrors the closure of :func:`neurodeploy.passes.placement.place`."""
+    from ...passes.placement import _is_current, _modulator
+
+    modulated = [(pr, m) for pr in net.projections if (m := _modulator(pr)) is not None]
+    if not modulated:
+        return {}
+    pops = {p.name for p in net.populations}
+    fb, new = set(out), {}
+
+    def pull(item: str, by: str) -> bool:
+        if by in fb and item not in fb:
+            fb.add(item)
+            return True
+        return False
+
+    changed = True
+    while changed:
+        changed = False
+        for st in net.stimuli:
+            if _is_current(st):
+                changed |= pull(st.target, st.name) | pull(st.name, st.target)
+        for pr in net.projections:
+            if pr.target in pops:
+                changed |= pull(pr.target, pr.name)
+            changed |= pull(pr.name, pr.target)
+        for st in net.stimuli:  # placement: spike sources go where all their consumers are
+            consumers = [pr.name for pr in net.projections if pr.source == st.name]
+            if not _is_current(st) and st.name not in fb and consumers and all(c in fb for c in consumers):
+                fb.add(st.name)
+                changed = True
+        for pr, mod in modulated:
+            changed |= pull(mod, pr.name)
+            if pull(pr.name, mod):
+                changed = True
+                new[pr.name] = (f"'{pr.plasticity.rule}': its modulator '{mod}' runs on the fallback, and the "
+                                "third factor cannot cross the exchange point (NDLIF3F takes it directly)")
+    return new
 
 
 def _fixed_rule_problems(net: Network) -> dict[str, str]:
@@ -68,7 +112,7 @@ def _fixed_rule_problems(net: Network) -> dict[str, str]:
         return {}
     from ...errors import CompileError
     from ...passes.quantize import quantize
-    from .learning import canonical_encoding
+    from .learning import canonical_encoding, third_factor_encoding
 
     try:
         low = lower(net)
@@ -80,8 +124,11 @@ def _fixed_rule_problems(net: Network) -> dict[str, str]:
         if pr.canonical is None:
             continue
         try:
-            canonical_encoding(pr.canonical, low.dt, pr.factor, True, weight_scale(q, pr))
-        except CompileError as e:
+            if pr.modulator is not None:
+                third_factor_encoding(pr.canonical, pr.modulator, low.dt, pr.factor, True, weight_scale(q, pr))
+            else:
+                canonical_encoding(pr.canonical, low.dt, pr.factor, True, weight_scale(q, pr))
+        except (CompileError, NotImplementedYet) as e:
             out[pr.name] = f"'{pr.plasticity['rule']}' in fixed point: {e}"
     return out
 
@@ -106,7 +153,7 @@ def compile_network(net: Network, target: Target):
         from ...passes.quantize import quantize
 
         q = quantize(low)
-    from .learning import canonical_encoding, stdp_bounds
+    from .learning import canonical_encoding, stdp_bounds, third_factor_encoding
 
     for pr in low.projections.values():
         if pr.plasticity is None:
@@ -115,7 +162,10 @@ def compile_network(net: Network, target: Target):
         for problem in stdp_bounds(pr.plasticity, pr.factor, q is not None, scale).problems:
             low.warnings.append(f"projection '{pr.name}': {problem}")
         if pr.canonical is not None:  # raises CompileError when a constant cannot be expressed
-            enc = canonical_encoding(pr.canonical, low.dt, pr.factor, q is not None, scale)
+            if pr.modulator is not None:  # NotImplementedYet in fixed point
+                enc = third_factor_encoding(pr.canonical, pr.modulator, low.dt, pr.factor, q is not None, scale)
+            else:
+                enc = canonical_encoding(pr.canonical, low.dt, pr.factor, q is not None, scale)
             off = [f"product {n + 1}: {r:.4f}" for n, r in enumerate(enc.ratios) if abs(r - 1) > 1e-9]
             if off:
                 low.warnings.append(f"projection '{pr.name}': learning-engine constants realised/wanted "
@@ -140,10 +190,11 @@ def run(net: Network, target: Target, options: LavaOptions | None = None) -> Res
     low, q = compile_network(net, target)
     hardware = target.device == "loihi2"
     if hardware:
-        custom = [p.name for p in low.populations.values() if p.process == "NDLIF"]
+        custom = [p.name for p in low.populations.values() if process_name(low, p) != "LIF"]
         if custom:
             raise NotImplementedYet(
-                f"populations {custom} need neurodeploy's NDLIF neuron (refractoriness/reset rules), which has "
+                f"populations {custom} need neurodeploy's NDLIF neuron (refractoriness/reset rules) or "
+                "NDLIF3F (a third factor), which have "
                 "no Loihi 2 microcode; only Lava's own LIF runs on the chip")
     ensure_lava_importable()
     t0 = time.perf_counter()
@@ -152,18 +203,51 @@ def run(net: Network, target: Target, options: LavaOptions | None = None) -> Res
     res = _result(net, low, q, target, data, wall)
     res.versions = versions()
     res.options = {"select_tag": "fixed_pt" if q else "floating_pt", "processes": {
-        p.name: p.process for p in low.populations.values()}, "warnings": low.warnings}
+        p.name: process_name(low, p) for p in low.populations.values()}, "warnings": low.warnings}
     for w in low.warnings:
         log.warning("warning: %s", w)
     return res
 
 
+def third_factor_targets(low: LoweredNetwork) -> dict:
+    """Target population -> its projection with a third factor (the lowering allows one per
+    target); these populations run as NDLIF3F (:mod:`.procs3f`)."""
+    return {pr.target: pr for pr in low.projections.values() if pr.modulator is not None}
+
+
+def process_name(low: LoweredNetwork, pop) -> str:
+    """The Lava process population ``pop`` runs as: "LIF", "NDLIF" or "NDLIF3F"."""
+    return "NDLIF3F" if pop.name in third_factor_targets(low) else pop.process
+
+
+def _third_factor_neuron(pr, q, dt: float, kw: dict):
+    """NDLIF3F for the target population of third-factor projection ``pr``: its NDLIF
+    parameters ``kw`` (the defaults where it is plain LIF: then it equals Lava's LIF), plus the
+    modulator trace's decay and impulse from :func:`.learning.third_factor_encoding` (fixed
+    point: a 12-bit decay and an integer impulse)."""
+    from .learning import third_factor_encoding
+    from .procs3f import NDLIF3F
+
+    fixed = q is not None
+    enc = third_factor_encoding(pr.canonical, pr.modulator, dt, pr.factor, fixed, weight_scale(q, pr) if fixed else None)
+    decay = float(np.exp(-1.0 / enc.taus["y2"]))
+    if fixed:
+        return NDLIF3F(mod_decay=int(round(4096 * decay)), mod_impulse=int(enc.impulses["y2"]), **kw)
+    return NDLIF3F(mod_decay=decay, mod_impulse=float(enc.impulses["y2"]), **kw)
+
+
 def _learning_dense(pr, q, dt: float, procs: dict):
-    """A plastic projection as a LearningDense with neurodeploy's pair-STDP rule (.learning)."""
+    """A plastic projection as a LearningDense with neurodeploy's pair-STDP rule or a canonical
+    rule (.learning); with a third factor, a Loihi3FLearningRule whose post traces come from the
+    target's NDLIF3F neuron.
+
+    Third-factor wiring: ``modulator.s_out -> post.a_third_factor_in`` directly (no Dense, so the
+    modulator's spikes of a step enter y2 in that step, as in the reference; a Dense would add a
+    step), ``post.s_out_y1/y2/y3 -> s_in_y1/y2/y3`` and ``post.s_out_bap -> s_in_bap``."""
     from lava.proc.dense.process import LearningDense
     from lava.utils.weightutils import SignMode
 
-    from .learning import canonical_rule, stdp_bounds, stdp_rule
+    from .learning import canonical_rule, stdp_bounds, stdp_rule, third_factor_rule
 
     fixed = q is not None
     if fixed:
@@ -174,7 +258,9 @@ def _learning_dense(pr, q, dt: float, procs: dict):
     else:
         scale, W, extra = None, pr.dense(), {}
     bounds = stdp_bounds(pr.plasticity, pr.factor, fixed, scale)
-    if pr.canonical is not None:
+    if pr.modulator is not None:
+        rule = third_factor_rule(pr.canonical, pr.modulator, dt, pr.factor, fixed, scale)
+    elif pr.canonical is not None:
         rule = canonical_rule(pr.canonical, dt, pr.factor, fixed, scale)
     else:
         rule = stdp_rule(pr.plasticity, dt, pr.factor, fixed, scale)
@@ -182,7 +268,18 @@ def _learning_dense(pr, q, dt: float, procs: dict):
     conn = LearningDense(weights=W, learning_rule=rule, sign_mode=mode, **extra)
     procs[pr.source].s_out.connect(conn.s_in)
     conn.a_out.connect(procs[pr.target].a_in)
-    procs[pr.target].s_out.connect(conn.s_in_bap)  # the post spikes the learning rule needs
+    post = procs[pr.target]
+    if pr.modulator is not None:
+        if pr.modulator["source"] not in procs:  # unsupported() keeps such projections off Lava
+            raise NotImplementedYet(f"projection '{pr.name}': its modulator '{pr.modulator['source']}' is not "
+                                    "in the Lava part (a third factor cannot cross the exchange point)")
+        procs[pr.modulator["source"]].s_out.connect(post.a_third_factor_in)
+        post.s_out_bap.connect(conn.s_in_bap)
+        post.s_out_y1.connect(conn.s_in_y1)
+        post.s_out_y2.connect(conn.s_in_y2)
+        post.s_out_y3.connect(conn.s_in_y3)
+    else:
+        post.s_out.connect(conn.s_in_bap)  # the post spikes the learning rule needs
     return conn
 
 
@@ -211,6 +308,7 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybr
     fixed = q is not None
     steps = low.steps + 1  # one extra step: u of step k+1 carries the synaptic state of step k
     procs, monitors = {}, []
+    third = third_factor_targets(low)
     for pop in low.populations.values():
         kw = dict(shape=(pop.size,), name=f"nd_{pop.name}")
         if fixed:
@@ -220,10 +318,13 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybr
         else:
             kw.update(u=pop.u0, v=pop.v0, du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias, bias_exp=0)
         if pop.process == "NDLIF":
-            from .procs import NDLIF  # neurodeploy's own process package (Lava model discovery)
-
             kw.update(refractory_steps=pop.refractory_steps, input_drop=pop.input_drop, reset_mode=pop.reset_mode,
                       v_reset=q.populations[pop.name].v_reset if fixed else pop.v_reset)
+        if pop.name in third:
+            procs[pop.name] = _third_factor_neuron(third[pop.name], q, low.dt, kw)
+        elif pop.process == "NDLIF":
+            from .procs import NDLIF  # neurodeploy's own process package (Lava model discovery)
+
             procs[pop.name] = NDLIF(**kw)
         else:
             procs[pop.name] = LIF(**kw)

@@ -421,8 +421,8 @@ def _encode(rule, dt: float, weight_factor: float, fixed: bool, weight_scale: fl
     the rule needs what the engine lacks (a third factor, a product of x0 and y0)."""
     rule.check()
     if rule.uses("r"):
-        raise CompileError("a third factor r needs a Loihi3FLearningRule and a neuron that sends it "
-                           "(not generated yet)")
+        raise CompileError("a third factor r is encoded by third_factor_encoding (a Loihi3FLearningRule "
+                           "with the NDLIF3F neuron sending the modulator trace), not by this encoder")
     f = float(weight_factor)
     if fixed and not (weight_scale and weight_scale > 0):
         raise ValueError("fixed point needs weight_scale > 0")
@@ -493,3 +493,144 @@ def canonical_rule(rule, dt: float, weight_factor: float, fixed: bool, weight_sc
         kw[f"{k}_impulse"] = enc.impulses[k]
         kw[f"{k}_tau"] = enc.taus[k]
     return Loihi2FLearningRule(dw=enc.dw, t_epoch=1, rng_seed=rng_seed, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# a third factor r (plasticity.third_factor): Loihi3FLearningRule + neurodeploy's NDLIF3F neuron
+#
+# The reference's r_j = m_j - offset, m_j the spike trace (impulse 1, tau_mod) of neuron j of the
+# modulator population. On Lava the post neuron (procs3f.NDLIF3F) keeps I_m * m_j and sends it as
+# y2 every step; the connection's Loihi3FLearningRule reads it as a post trace. Expanding r,
+#
+#     c * F * r  =  c * F * y2 / I_m  -  c * offset * F        (F: the term's other factors)
+#
+# turns every product into two ordinary ones, so the generic encoder above solves I_m with the
+# other impulses (y2 becomes a trace of tau tau_mod and impulse 1 in neurodeploy units). The
+# engine keeps no y trace of its own under Loihi3F: rules with y1/y2 traces are refused, and the
+# y taus are set to THIRD_FACTOR_Y_TAU, for which Lava's float model decays the received y2 by
+# exp(-1/tau) == 1.0 exactly before the products read it (its default 65535 would scale y2 by
+# 1 - 1.5e-5 every step; the fixed model then keeps the integer y2 exactly too).
+# Fixed point keeps r one factor instead, the engine's offset form (y2 - C) with C = I_m * offset
+# an integer (:func:`_third_factor_fixed_encoding`): two separately rounded products would not
+# cancel around the offset. NDLIF3F's fixed model sends y2 = round(I_m * m) (7 bits) from a
+# 12-fractional-bit trace.
+
+#: y trace tau (steps) of the Loihi3FLearningRule: exp(-1/tau) rounds to exactly 1.0 in float64
+THIRD_FACTOR_Y_TAU = 2.0**62
+
+
+def third_factor_expansion(rule, modulator: dict):
+    """The canonical rule with ``r = y2 - offset`` substituted (``y2``: the modulator trace,
+    ``Trace(modulator["tau"], 1.0)``). Raises :class:`CompileError` for what the 3F neuron cannot
+    supply (the rule's own post traces, r more than once in a product)."""
+    import dataclasses
+
+    from ...plasticity.canonical import Term, Trace
+
+    if rule.y1 is not None or rule.y2 is not None:
+        raise CompileError("a third-factor rule with post traces (y1/y2): under a Loihi3FLearningRule the "
+                           "post neuron sends every y trace, and neurodeploy's NDLIF3F sends only the "
+                           "modulator's (not generated)")
+    offset = float(modulator.get("offset", 0.0))
+    terms = []
+    for t in rule.terms:
+        n_r = t.factors.count("r")
+        if n_r == 0:
+            terms.append(t)
+            continue
+        if n_r > 1:
+            raise CompileError(f"a product with r more than once ({' * '.join(t.factors)}) has no lowering")
+        terms.append(Term(t.coeff, tuple("y2" if f == "r" else f for f in t.factors)))
+        if offset:
+            terms.append(Term(-t.coeff * offset, tuple(f for f in t.factors if f != "r")))
+    return dataclasses.replace(rule, terms=tuple(terms), y2=Trace(float(modulator["tau"]), 1.0))
+
+
+def third_factor_encoding(rule, modulator: dict, dt: float, weight_factor: float, fixed: bool,
+                          weight_scale: float | None = None) -> CanonicalEncoding:
+    """Floating point: :func:`canonical_encoding` of :func:`third_factor_expansion` (exact
+    literals where the impulses can absorb the constants); fixed point:
+    :func:`_third_factor_fixed_encoding`. ``impulses["y2"]`` and ``taus["y2"]`` are the NDLIF3F
+    neuron's ``mod_impulse`` and ``tau_mod`` in steps. Raises :class:`CompileError` when a
+    constant cannot be expressed."""
+    if fixed:
+        return _third_factor_fixed_encoding(rule, modulator, dt, weight_factor, weight_scale)
+    return canonical_encoding(third_factor_expansion(rule, modulator), dt, weight_factor, fixed, weight_scale)
+
+
+#: fixed point: largest integer impulse of the modulator trace y2 (7 bits: a few spikes of headroom)
+THIRD_FACTOR_MAX_Y2_IMPULSE = 16
+#: fixed point: the offset I_m * offset must come this close (relative) to an integer C
+_OFFSET_TOL = 1e-3
+
+
+def _third_factor_fixed_encoding(rule, modulator: dict, dt: float, weight_factor: float,
+                                 weight_scale: float | None) -> CanonicalEncoding:
+    """Fixed point: r enters the products as the engine's offset factor ``(y2 - C)``, C = I_m *
+    offset an integer, so ``r`` stays one factor (the float expansion's two products would be
+    rounded separately, and their cancellation around the offset with them). Integer impulses
+    I_x <= :data:`DEFAULT_FIXED_IMPULSE`, I_m <= :data:`THIRD_FACTOR_MAX_Y2_IMPULSE` with
+    I_m * offset integral are searched (every literal within 1 %, then the finest traces; else
+    the smallest error, then the finest traces). ``(y2 - C)`` counts 7 bits in the engine's down-shift."""
+    import dataclasses
+    import itertools
+
+    from ...plasticity.canonical import Term, Trace
+
+    if rule.y1 is not None or rule.y2 is not None:
+        raise CompileError("a third-factor rule with post traces (y1/y2) has no NDLIF3F lowering")
+    if any(t.factors.count("r") > 1 for t in rule.terms):
+        raise CompileError("a product with r more than once has no lowering")
+    offset = float(modulator.get("offset", 0.0))
+    # r -> y2 (the offset goes into the factor's constant below)
+    sub = dataclasses.replace(rule, terms=tuple(Term(t.coeff, tuple("y2" if f == "r" else f for f in t.factors))
+                                                for t in rule.terms), y2=Trace(float(modulator["tau"]), 1.0))
+    im_choices = [m for m in range(1, THIRD_FACTOR_MAX_Y2_IMPULSE + 1)
+                  if abs(m * offset - round(m * offset)) <= _OFFSET_TOL * max(m * offset, 1.0)
+                  and 0 <= round(m * offset) <= 127]
+    if not im_choices:
+        raise CompileError(f"offset {offset:g}: no modulator impulse 1..{THIRD_FACTOR_MAX_Y2_IMPULSE} makes "
+                           "impulse x offset an integer (the learning engine's offset constant)")
+    x_names = [k for k in sub.traces() if k != "y2"]
+    best, first_err = None, None
+    for im in im_choices:
+        for combo in itertools.product(range(DEFAULT_FIXED_IMPULSE, 0, -1), repeat=len(x_names)):
+            try:
+                enc = _encode(sub, dt, weight_factor, True, weight_scale, dict(zip(x_names, combo), y2=im))
+            except CompileError as e:
+                first_err = first_err or e
+                continue
+            worst = max(abs(r - 1) for r in enc.ratios)
+            low = min(combo + (im,))
+            # within 1 %: the finest traces; else the smallest error (to 0.1 %), then the finest
+            key = (0.0 if worst <= 0.01 else round(worst, 3), -low, worst)
+            if best is None or key < best[0]:
+                best = (key, enc, im)
+    if best is None:
+        raise first_err
+    _, enc, im = best
+    c = int(round(im * offset))
+    dw = enc.dw.replace("y2", f"(y2 - {c})") if c else enc.dw
+    return dataclasses.replace(enc, dw=dw)
+
+
+def third_factor_rule(rule, modulator: dict, dt: float, weight_factor: float, fixed: bool,
+                      weight_scale: float | None = None, *, rng_seed: int | None = 0):
+    """Lava ``Loihi3FLearningRule`` for a canonical rule with a third factor (see
+    :func:`third_factor_encoding`); the post neuron must send y2 = ``impulses["y2"]`` x the
+    modulator trace (and y1 = y3 = 0) every step."""
+    enc = third_factor_encoding(rule, modulator, dt, weight_factor, fixed, weight_scale)
+    from ...compat.lava import ensure_lava_importable
+
+    ensure_lava_importable()
+    from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
+
+    kw = {}
+    for k in ("x1", "x2"):
+        if k in enc.impulses:
+            kw[f"{k}_impulse"] = enc.impulses[k]
+            kw[f"{k}_tau"] = enc.taus[k]
+    lr = Loihi3FLearningRule(dw=enc.dw, t_epoch=1, rng_seed=rng_seed, **kw)
+    # fixed point too: the bit-approximate engine then decays y by exactly 1.0, no rounding
+    lr.y1_tau = lr.y2_tau = lr.y3_tau = THIRD_FACTOR_Y_TAU
+    return lr

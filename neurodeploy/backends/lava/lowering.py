@@ -267,10 +267,27 @@ def _plastic_problem(lw, pr, net: Network) -> str:
     limits are checked by the backend's ``unsupported`` with the target)."""
     if lw.problem():
         return lw.problem()
-    if lw.modulator is not None:
-        return (f"'{pr.plasticity.rule}': the third factor would need a Loihi3FLearningRule and a postsynaptic "
-                f"neuron that sends the trace of '{lw.modulator['source']}' through y2/y3 (a custom neuron "
-                "model; not generated yet)")
+    if lw.modulator is not None:  # Loihi3FLearningRule + NDLIF3F (backends/lava/procs3f), float only
+        mod = lw.modulator["source"]
+        if mod == pr.target:
+            return (f"'{pr.plasticity.rule}': the modulator is the target population itself; NDLIF3F takes "
+                    "the modulator's spikes in the same step, which would be a loop without delay")
+        mods = {}  # third-factor target -> [(projection, modulator)]
+        for p in net.projections:
+            plw = lowering(p.plasticity.rule, p.plasticity.params, net.simulation.dt) if p.plasticity else None
+            if plw is not None and plw.modulator is not None:
+                mods.setdefault(p.target, []).append((p.name, plw.modulator["source"]))
+        others = [name for name, _ in mods[pr.target] if name != pr.name]
+        if others:
+            return (f"'{pr.plasticity.rule}': another third-factor projection ({', '.join(others)}) targets "
+                    f"'{pr.target}'; its NDLIF3F neuron sends one modulator trace (one per target population)")
+        seen, m = {pr.target}, mod
+        while m in mods and m not in seen:  # NDLIF3F neurons modulating each other in a ring deadlock
+            seen.add(m)
+            m = mods[m][0][1]
+        if m in seen:
+            return (f"'{pr.plasticity.rule}': its modulator '{mod}' is, through other third factors, modulated "
+                    f"by '{pr.target}' (a loop without delay: modulator spikes reach NDLIF3F in their own step)")
     if lw.gate is not None:
         return (f"'{pr.plasticity.rule}': the learning engine has no phase gate (it would need a third factor "
                 "or rewriting dw at the phase boundaries; not generated yet)")
@@ -287,7 +304,12 @@ def _plastic_problem(lw, pr, net: Network) -> str:
         from .learning import canonical_encoding
 
         try:
-            canonical_encoding(lw.canonical, net.simulation.dt, 1.0, False)
+            if lw.modulator is not None:
+                from .learning import third_factor_encoding
+
+                third_factor_encoding(lw.canonical, lw.modulator, net.simulation.dt, 1.0, False)
+            else:
+                canonical_encoding(lw.canonical, net.simulation.dt, 1.0, False)
         except CompileError as e:
             return f"'{pr.plasticity.rule}' on Lava's learning engine: {e}"
     return ""
