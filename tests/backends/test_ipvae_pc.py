@@ -6,7 +6,6 @@ aligned with the decoder without weight transport."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,22 +20,10 @@ from neurodeploy.backends.ipvae_pc import (
 )
 from neurodeploy.learn.ipvae import ipvae_step
 
-WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights" / "ipvae_digits" / "decoder.npz"
 N_STAT = 32  # held-out digits for the statistical comparison with the lateral form
 T_STAT = 32
 
 
-@pytest.fixture(scope="module")
-def arrays():
-    with np.load(WEIGHTS, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-@pytest.fixture(scope="module")
-def X():
-    from neurodeploy.data import train_test
-
-    return train_test("digits")[1]
 
 
 def _kw(a):

@@ -5,7 +5,6 @@ evaluation."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,22 +23,10 @@ from neurodeploy.backends.lava.ipvae.reference import (
 )
 from neurodeploy.learn.ipvae import ipvae_step, softclamp_upper_np
 
-WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights" / "ipvae_digits" / "decoder.npz"
 N_STAT = 64  # held-out digits for the statistical checks
 T_STAT = 32
 
 
-@pytest.fixture(scope="module")
-def arrays():
-    with np.load(WEIGHTS, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-@pytest.fixture(scope="module")
-def X():
-    from neurodeploy.data import train_test
-
-    return train_test("digits")[1]
 
 
 def _numpy_steps(a, X, T, z0, mode="rate", rng=None):

@@ -71,6 +71,19 @@ class PyIPVAELatentsFloat(PyLoihiProcessModel):
         self.s_out.send(self.z)
 
 
+def fixed_latent_setup(pp: dict, process: str):
+    """(format, lateral shift, averaging tau) of a fixed-point latent model from its process
+    parameters, with the lookup tables built before the first step (shared by the lateral and
+    the predictive-coding latents)."""
+    if pp["mode"] != "exact":
+        raise ValueError(f"the fixed_pt {process} model draws counts; mode must be 'exact'")
+    fmt = FixedFormat(frac_bits=pp["frac_bits"], lut_bits=pp["lut_bits"], count_bits=pp["count_bits"],
+                      u_min=pp["u_min"], u_max=pp["u_max"], du_max=pp["du_max"], soft=pp["soft"])
+    softplus_table(fmt)
+    count_tables(fmt)
+    return fmt, pp["lat_shift"], pp["avg_tau"]
+
+
 @implements(proc=IPVAELatents, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
@@ -87,16 +100,7 @@ class PyIPVAELatentsFixed(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        pp = self.proc_params
-        if pp["mode"] != "exact":
-            raise ValueError("the fixed_pt IPVAELatents model draws counts; mode must be 'exact'")
-        self._fmt = FixedFormat(frac_bits=pp["frac_bits"], lut_bits=pp["lut_bits"],
-                                count_bits=pp["count_bits"], u_min=pp["u_min"], u_max=pp["u_max"],
-                                du_max=pp["du_max"], soft=pp["soft"])
-        self._lat_shift = pp["lat_shift"]
-        self._avg_tau = pp["avg_tau"]
-        softplus_table(self._fmt)  # build the tables before the first step
-        count_tables(self._fmt)
+        self._fmt, self._lat_shift, self._avg_tau = fixed_latent_setup(self.proc_params, "IPVAELatents")
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv()

@@ -25,12 +25,8 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa:
 from neurodeploy.backends.ipvae_pc import latent_update  # noqa: E402
 from neurodeploy.backends.lava.ipvae.pc_process import IPVAEErrors, IPVAEPCLatents  # noqa: E402
 from neurodeploy.backends.lava.ipvae.pc_reference import errors_fixed  # noqa: E402
-from neurodeploy.backends.lava.ipvae.reference import (  # noqa: E402
-    FixedFormat,
-    count_tables,
-    fixed_step,
-    softplus_table,
-)
+from neurodeploy.backends.lava.ipvae.models import fixed_latent_setup  # noqa: E402
+from neurodeploy.backends.lava.ipvae.reference import fixed_step  # noqa: E402
 
 __all__ = ["PyIPVAEErrorsFixed", "PyIPVAEErrorsFloat", "PyIPVAEPCLatentsFixed", "PyIPVAEPCLatentsFloat"]
 
@@ -139,16 +135,7 @@ class PyIPVAEPCLatentsFixed(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        pp = self.proc_params
-        if pp["mode"] != "exact":
-            raise ValueError("the fixed_pt IPVAEPCLatents model draws counts; mode must be 'exact'")
-        self._fmt = FixedFormat(frac_bits=pp["frac_bits"], lut_bits=pp["lut_bits"],
-                                count_bits=pp["count_bits"], u_min=pp["u_min"], u_max=pp["u_max"],
-                                du_max=pp["du_max"], soft=pp["soft"])
-        self._lat_shift = pp["lat_shift"]
-        self._avg_tau = pp["avg_tau"]
-        softplus_table(self._fmt)  # build the tables before the first step
-        count_tables(self._fmt)
+        self._fmt, self._lat_shift, self._avg_tau = fixed_latent_setup(self.proc_params, "IPVAEPCLatents")
 
     def run_spk(self) -> None:
         a = self.a_in.recv()
