@@ -129,8 +129,10 @@ def place(net: Network, target: Target, allow_fallback: bool = True) -> Placemen
                 changed |= pull(pr.target, pr.name, f"its input projection '{pr.name}' runs on the fallback")
         for pr in net.projections:
             changed |= pull(pr.name, pr.target, f"its target '{pr.target}' runs on the fallback")
-        for pr, mod in modulated:
+        for pr, mod in modulated:  # a third factor reaches its neuron directly: both sides together
             changed |= pull(mod, pr.name, f"it is the third factor of '{pr.name}', which runs on the fallback")
+            changed |= pull(pr.name, mod, f"its modulator '{mod}' runs on the fallback, and a third factor "
+                                          "cannot cross the exchange point")
         for s in net.stimuli:
             if _is_current(s):
                 changed |= pull(s.name, s.target, f"its target '{s.target}' runs on the fallback")

@@ -58,51 +58,7 @@ def unsupported(net: Network, target=None) -> dict[str, str]:
             if pop.name not in out and pop.size > per_core * cores * chips:
                 out[pop.name] = (f"{pop.size} neurons exceed the chip ({per_core} per core x {cores} cores x "
                                  f"{chips} chip(s) = {per_core * cores * chips})")
-    out.update(_modulators_on_the_fallback(net, out))
     return out
-
-
-def _modulators_on_the_fallback(net: Network, out: dict[str, str]) -> dict[str, str]:
-    """Third-factor projections whose modulator the placement pass puts on the fallback (it is
-    unsupported, or runs with what is): the modulator's spikes reach NDLIF3F directly, not through
-    a projection, so they cannot cross the exchange point; such a projection runs on the fallback
-    too. Mirrors the closure of :func:`neurodeploy.passes.placement.place`."""
-    from ...passes.placement import _is_current, _modulator
-
-    modulated = [(pr, m) for pr in net.projections if (m := _modulator(pr)) is not None]
-    if not modulated:
-        return {}
-    pops = {p.name for p in net.populations}
-    fb, new = set(out), {}
-
-    def pull(item: str, by: str) -> bool:
-        if by in fb and item not in fb:
-            fb.add(item)
-            return True
-        return False
-
-    changed = True
-    while changed:
-        changed = False
-        for st in net.stimuli:
-            if _is_current(st):
-                changed |= pull(st.target, st.name) | pull(st.name, st.target)
-        for pr in net.projections:
-            if pr.target in pops:
-                changed |= pull(pr.target, pr.name)
-            changed |= pull(pr.name, pr.target)
-        for st in net.stimuli:  # placement: spike sources go where all their consumers are
-            consumers = [pr.name for pr in net.projections if pr.source == st.name]
-            if not _is_current(st) and st.name not in fb and consumers and all(c in fb for c in consumers):
-                fb.add(st.name)
-                changed = True
-        for pr, mod in modulated:
-            changed |= pull(mod, pr.name)
-            if pull(pr.name, mod):
-                changed = True
-                new[pr.name] = (f"'{pr.plasticity.rule}': its modulator '{mod}' runs on the fallback, and the "
-                                "third factor cannot cross the exchange point (NDLIF3F takes it directly)")
-    return new
 
 
 def _fixed_rule_problems(net: Network) -> dict[str, str]:
