@@ -279,9 +279,10 @@ def cmd_eval(args) -> int:
 
 
 def _eval(net, target, args, images, iterations, seed, batch) -> int:
-    from .blocks.run_ipvae import eval_to_dir, runner_for
+    from .blocks.run_ipvae import eval_to_dir, ipvae_block, runner_for
 
-    runner_for(target)  # unsupported targets: exit 3 before anything is printed or loaded
+    form = ipvae_block(net).params.get("form") or "lateral"
+    runner_for(target, form)  # unsupported targets: exit 3 before anything is printed or loaded
     quiet = args.json or args.quiet
     if not quiet:
         print(f"evaluating {net.name} on {target.name} ...", file=sys.stderr)
@@ -317,10 +318,10 @@ def cmd_deploy(args) -> int:
     from .blocks.run_ipvae import has_ipvae_block
 
     if has_ipvae_block(net):  # a coder block: compile (fixed-point Loihi targets), then evaluate there
-        from .blocks.run_ipvae import runner_for
+        from .blocks.run_ipvae import ipvae_block, runner_for
 
         if not (target.backend == "lava" and target.number_format == "fixed"):
-            runner_for(target)  # targets without a runner exit 3 before anything is written
+            runner_for(target, ipvae_block(net).params.get("form") or "lateral")  # exit 3 before writing
         if target.backend == "lava" and target.number_format == "fixed":
             say = None if args.json else (lambda msg: print(msg, file=sys.stderr))
             compiler.compile_blocks(net, target, args.out, log=say)

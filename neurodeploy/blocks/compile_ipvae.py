@@ -29,6 +29,16 @@ iterations 0..T-1) times the fan-out K, and the unary equivalent (sum of counts 
 Differences are means over images of per-image differences, with their standard error (the
 float runs share one seed, i.e. common random numbers; the fixed run draws from its own PRNG,
 so a difference within ~2 SE is Monte-Carlo noise).
+
+With ``form: predictive_coding`` the report describes the PC network instead
+(:func:`_compile_pc`; docs/ipvae.md, "Two forms of the same inference"): M graded error units
+(bias ``x``, gain ``1/sigma^2``) and K latents, decoder ``Phi`` (latents -> errors) and encoder
+``eta Phi^T`` (errors -> latents) as 8-bit mantissas with shared exponents (``2 M K`` synapses,
+no host feedforward), counts in 8-bit and errors in signed ``eps_bits`` graded payloads, two time
+steps per iteration. Its measurement runs the fixed-point PC reference
+(``lava/ipvae/pc_reference.py``, bit-exact with the Lava ``fixed_pt`` PC models) against the
+float64 PC form (:func:`neurodeploy.backends.ipvae_pc.run_ipvae_pc`) and counts the synaptic
+events of both pathways.
 """
 
 from __future__ import annotations
@@ -121,6 +131,43 @@ def _fixed_run(p, X, T, seed, fmt, q, s):
                         clipped=clipped, z_max=z_max, drive_q=D)
 
 
+def _pc_fixed_run(p, X, T, seed, fmt, c):
+    """The fixed_pt PC model in numpy, per image (the same integers as
+    :func:`~neurodeploy.backends.lava.ipvae.pc_reference.pc_fixed_run` with block-diagonal
+    weights, and the same random stream as ``run_ipvae_pc_lava(fixed=True)`` with one chunk);
+    also counts the messages of both pathways."""
+    from ..backends.ipvae_common import average_counts, ipvae_result
+    from ..backends.lava.ipvae.pc_reference import errors_fixed
+    from ..backends.lava.ipvae.reference import fixed_step, seed_states
+
+    rng = np.random.default_rng(seed)
+    B, K, M = len(X), p.latents, p.inputs
+    z = np.clip(rng.poisson(np.exp(np.broadcast_to(p.u0, (B, K)))), 0, fmt.count_max).astype(np.int64)
+    state = seed_states(B * K, int(rng.integers(2 ** 31)))
+    u = np.broadcast_to(np.clip(fmt.q(p.u0), fmt.u_min_q, fmt.u_max_q), (B, K)).ravel().astype(np.int64)
+    x_q, gain = fmt.q(X).astype(np.int64), np.broadcast_to(c["gain_q"], (B, M))
+    leak = -np.broadcast_to(c["leak_q"], (B, K)).ravel().astype(np.int64)
+    dec, enc = np.asarray(c["dec_w"], np.int64), np.asarray(c["enc_w"], np.int64)
+    zbar = np.zeros((B, K))
+    lat_msgs, err_msgs, counts = np.zeros(B), np.zeros(B), np.zeros(B)
+    eps_lim = (1 << (c["eps_bits"] - 1)) - 1
+    eps_clipped, eps_max, z_max = 0, 0, 0
+    for t in range(1, T + 1):
+        lat_msgs += (z > 0).sum(1)
+        counts += z.sum(1)
+        eps = errors_fixed(x_q, z @ dec.T, gain, c["dec_shift"], c["gain_bits"], fmt.frac_bits,
+                           c["eps_frac_bits"], c["eps_bits"])
+        err_msgs += (eps != 0).sum(1)
+        eps_clipped += int((np.abs(eps) >= eps_lim).sum())
+        eps_max = max(eps_max, int(np.abs(eps).max()))
+        u, zf, state = fixed_step(u, leak, (eps @ enc.T).ravel(), state, c["lat_shift"], fmt)
+        z = zf.reshape(B, K).astype(np.int64)
+        z_max = max(z_max, int(z.max()))
+        zbar = average_counts(zbar, z, t)
+    return ipvae_result(p, X, fmt.to_float(u.reshape(B, K)), z, zbar, lat_msgs=lat_msgs, err_msgs=err_msgs,
+                        counts=counts, eps_clipped=eps_clipped, eps_max=eps_max, z_max=z_max)
+
+
 def _diff(a, b, key):
     """Mean and standard error of per-image differences a - b."""
     d = np.asarray(a[key + "_images"]) - np.asarray(b[key + "_images"])
@@ -192,12 +239,14 @@ def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_I
     from ..backends.versions import versions
     from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
     from ..ir import to_json
-    from .run_ipvae import block_arrays, ipvae_block
+    from .run_ipvae import block_arrays, block_form, ipvae_block
 
     _check_target(target)
     t0 = time.perf_counter()
     block = ipvae_block(net)
     arrays = block_arrays(net, block)
+    if block_form(block) == "predictive_coding":
+        return _compile_pc(net, target, block, arrays, out_dir, images, seed, log, t0)
     p = ipvae_params(arrays)
     K, M, T = p.latents, p.inputs, int(block.params["iterations"])
     fmt = fixed_format(p)
@@ -326,8 +375,174 @@ def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_I
     return report, files
 
 
+def _compile_pc(net: Network, target: Target, block, arrays, out_dir, images, seed, log, t0):
+    """The ``predictive_coding`` form of :func:`compile_ipvae` (see the module doc)."""
+    from ..backends.ipvae_common import ipvae_params
+    from ..backends.ipvae_pc import run_ipvae_pc, synapse_counts
+    from ..backends.lava.ipvae import fixed_format
+    from ..backends.lava.ipvae.pc_reference import pc_fixed_constants
+    from ..backends.versions import versions
+    from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from ..ir import to_json
+
+    p = ipvae_params(arrays)
+    K, M, T = p.latents, p.inputs, int(block.params["iterations"])
+    fmt = fixed_format(p)
+    c = pc_fixed_constants(p, fmt)
+    wbits = int(target.precision.get("weight_bits", 8))
+    qd, qe = np.asarray(c["dec_w"]) // 2, np.asarray(c["enc_w"]) // 2
+    sd, se = c["dec_exp"], c["enc_exp"]
+    sc = synapse_counts(K, M)
+    lim = target.limits
+    npc, mem = lim.get("neurons_per_core"), lim.get("synapse_memory_bits_per_core")
+    fan_in = lim.get("fan_in_axons_per_core")
+    for who, n_in in (("latent", M), ("error unit", K)):
+        if fan_in is not None and n_in > fan_in:
+            raise CompileError(f"each {who} receives {n_in} inputs; '{target.name}' allows {fan_in} input axons per core")
+    syn_bits = 2 * M * K * wbits
+    cores = max(-(-(M + K) // int(npc)) if npc else 1, -(-syn_bits // int(mem)) if mem else 1)
+    chip_cores = int(lim.get("cores_per_chip", cores)) * int(lim.get("chips", 1))
+    if cores > chip_cores:
+        raise CompileError(f"{M + K} neurons need {cores} cores; '{target.name}' has {chip_cores}")
+    res = {"neurons": M + K, "latents": K, "error_units": M,
+           "synapses": 2 * M * K, "decoder_synapses": M * K, "encoder_synapses": K * M, "weight_bits": wbits,
+           "synapse_memory_bits": syn_bits, "synapse_memory_bytes": syn_bits // 8,
+           "cores": cores, "cores_available": chip_cores, "images_in_parallel": chip_cores // cores,
+           "cores_estimate": "max(neurons / neurons_per_core, synapse bits / synapse memory per core), "
+                             "dense weights, no index overhead, populations packed freely",
+           "fan_in_per_latent": M, "fan_in_per_error_unit": K, "fan_out_per_latent": M,
+           "fan_out_per_error_unit": K, "fan_in_limit": fan_in,
+           "time_steps_per_iteration": 2, "time_steps": 2 * T + 1,
+           "lateral_form_for_comparison": {"neurons": sc["neurons_lateral"], "synapses": K * K,
+                                           "synapses_with_input_on_chip": sc["lateral"], "time_steps_per_iteration": 1},
+           "feedforward": {"where": "on chip: the image is the error units' bias, no host MACs"},
+           "readout": {"where": "host", "macs_per_image": M * K}}
+
+    X, desc = _measure_images(net, block, images)
+    say = log or (lambda msg: None)
+    say(f"measuring PC float vs fixed point on {len(X)} images, T = {T} ...")
+    t1 = time.perf_counter()
+    ref = run_ipvae_pc(arrays, X, T, seed=seed)
+    q_arrays = dict(arrays, Phi=qd * 2.0 ** sd)  # same seed: common random numbers
+    qW = run_ipvae_pc(q_arrays, X, T, seed=seed, encoder=qe * 2.0 ** se / p.eta)
+    fx = _pc_fixed_run(p, X, T, seed, fmt, c)
+    t_measure = time.perf_counter() - t1
+    total = _effect(fx, ref)
+    lat_ev, err_ev = fx["lat_msgs"].mean() * M, fx["err_msgs"].mean() * K
+    comms = {"images": int(len(X)), "T": T,
+             "latent_messages_per_inference": float(fx["lat_msgs"].mean()),
+             "error_messages_per_inference": float(fx["err_msgs"].mean()),
+             "synaptic_events_latents_to_errors": float(lat_ev),
+             "synaptic_events_errors_to_latents": float(err_ev),
+             "synops_per_inference": float(lat_ev + err_ev),
+             "synops_per_iteration": float((lat_ev + err_ev) / T),
+             "counts_per_inference": float(fx["counts"].mean()),
+             "definition": "over iterations 1..T: non-zero counts sent by the latents times their fan-out M, plus "
+                           "non-zero graded errors times their fan-out K (fixed-point PC reference)",
+             "host_macs_per_inference": M * K}
+    formats = {
+        "u": {"type": "signed integer", "q_format": f"Q.{fmt.frac_bits}", "range": [p.u_min, p.u_max],
+              "range_q": [fmt.u_min_q, fmt.u_max_q]},
+        "count_payload": {"bits": fmt.count_bits, "max_count": fmt.count_max, "message": "graded spike = count"},
+        "error_payload": {"bits": c["eps_bits"], "signed": True, "frac_bits": c["eps_frac_bits"],
+                          "resolution": 2.0 ** -c["eps_frac_bits"],
+                          "range": (2 ** (c["eps_bits"] - 1) - 1) / 2.0 ** c["eps_frac_bits"],
+                          "max_abs_measured": fx["eps_max"] / 2.0 ** c["eps_frac_bits"],
+                          "message": "graded spike = eps = (x - Phi z) / sigma^2"},
+        "decoder_weights": {"bits": wbits, "matrix": "Phi (M x K, latents -> errors)", "exponent": int(sd),
+                            "lava_dense_storage": "2 q", "dec_shift": c["dec_shift"]},
+        "encoder_weights": {"bits": wbits, "matrix": "eta Phi^T (K x M, errors -> latents)", "exponent": int(se),
+                            "lava_dense_storage": "2 q", "lat_shift": c["lat_shift"]},
+        "error_gain": {"bits": c["gain_bits"], "value": "round(2^gain_bits / sigma^2)"},
+        "image_bias": {"q_format": f"Q.{fmt.frac_bits}"},
+        "rate_table_prng": "as the lateral form (latents reuse its count table, soft-clamp table and xorshift32)",
+    }
+    approximations = [
+        {"name": "8-bit decoder and encoder weights",
+         "what": f"Phi as q 2^{sd}, eta Phi^T as q 2^{se}, q in [-127, 127]",
+         "measured_effect": _effect(qW, ref), "how": "float PC run with the quantised pair vs float"},
+        {"name": f"{c['eps_bits']}-bit error payload",
+         "what": f"eps rounded to 2^-{c['eps_frac_bits']}, clipped to +-{formats['error_payload']['range']:.4g}",
+         "measured": {"clipped_errors_fixed": fx["eps_clipped"], "max_abs_eps": formats["error_payload"]["max_abs_measured"]}},
+        {"name": "Q units, tables, PRNG", "what": "as the lateral form's fixed point", "measured_effect": "in the total below"},
+        {"name": "total: fixed point vs float", "what": "the fixed_pt PC model vs the float64 PC form",
+         "measured_effect": total},
+    ]
+    report = {
+        "block": block.name, "kind": "ipvae", "form": "predictive_coding", "network": net.name, "target": target.name,
+        "inputs": M, "latents": K, "iterations": T,
+        "mapping": {"on_chip": f"{M} IPVAEErrors + {K} IPVAEPCLatents neurons; decoder M x K and encoder K x M "
+                               "graded synapses",
+                    "feedforward": "none on the host: x is the error units' bias",
+                    "readout": "host: x_hat = Phi z from the last counts"},
+        "resources": res, "synaptic_operations": comms, "formats": formats, "approximations": approximations,
+        "measurement": {"images": desc, "seed": seed, "T": T, "float": _summary(ref), "fixed": _summary(fx),
+                        "weights_8bit": _summary(qW), "fixed_vs_float": total, "seconds": round(t_measure, 2),
+                        "how": "numpy: float64 PC form (run_ipvae_pc) and the fixed_pt PC reference "
+                               "(pc_reference, bit-exact with the Lava ProcessModels); the float runs share one "
+                               "seed, the fixed run has its own PRNG"},
+    }
+    out = Path(out_dir)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, decoder_mantissa=qd.astype(np.int8), decoder_exponent=np.asarray(sd),
+                        encoder_mantissa=qe.astype(np.int8), encoder_exponent=np.asarray(se),
+                        dec_shift=np.asarray(c["dec_shift"]), lat_shift=np.asarray(c["lat_shift"]),
+                        gain_q=np.asarray(c["gain_q"]), leak_q=np.asarray(c["leak_q"]),
+                        gain_bits=np.asarray(c["gain_bits"]), eps_frac_bits=np.asarray(c["eps_frac_bits"]),
+                        eps_bits=np.asarray(c["eps_bits"]),
+                        u0_q=np.clip(fmt.q(p.u0), fmt.u_min_q, fmt.u_max_q).astype(np.int32),
+                        u_min_q=np.asarray(fmt.u_min_q), u_max_q=np.asarray(fmt.u_max_q),
+                        du_max_q=np.asarray(fmt.du_max_q), frac_bits=np.asarray(fmt.frac_bits),
+                        lut_bits=np.asarray(fmt.lut_bits), count_bits=np.asarray(fmt.count_bits),
+                        soft_clamp=np.asarray(p.soft), host_Phi=p.Phi)
+    files = {"ir": atomic_write_text(out / "ir.json", to_json(net)),
+             "ipvae_params": atomic_write_bytes(out / "ipvae_params.npz", buf.getvalue())}
+    report["timings_s"] = {"total": round(time.perf_counter() - t0, 2), "measure": round(t_measure, 2)}
+    files["report"] = atomic_write_json(out / "compile_report.json", report)
+    manifest = {"network": net.name, "target": target.name, "backend": target.backend,
+                "number_format": target.number_format, "blocks": {block.name: "ipvae"},
+                "processes": {block.name: "IPVAEPCLatents + IPVAEErrors (fixed_pt) + Sparse/Dense decoder and encoder"},
+                "timings_s": report["timings_s"], "versions": versions(),
+                "files": {k: v.name for k, v in files.items()}}
+    files["manifest"] = atomic_write_json(out / "manifest.json", manifest)
+    return report, files
+
+
+def _summary_text_pc(r: dict) -> str:
+    res, c, m, f = r["resources"], r["synaptic_operations"], r["measurement"], r["formats"]
+    lines = [
+        f"compiled ipvae block '{r['block']}' (predictive coding) of {r['network']} for {r['target']}: "
+        f"{r['inputs']} error units + {r['latents']} latents, {r['iterations']} iterations "
+        f"({res['time_steps_per_iteration']} time steps each, {res['time_steps']} steps)",
+        f"  neurons {res['neurons']}  cores {res['cores']} (estimate); {res['images_in_parallel']} images in parallel per chip",
+        f"  synapses 2MK = {res['synapses']} x {res['weight_bits']} bit = {res['synapse_memory_bytes'] / 1024:.1f} KiB "
+        f"(lateral form: {res['lateral_form_for_comparison']['synapses']})",
+        f"  payloads: counts {f['count_payload']['bits']} bits, errors {f['error_payload']['bits']} bits signed "
+        f"(Q.{f['error_payload']['frac_bits']})",
+        f"  synaptic events per inference (measured, {c['images']} images, T = {c['T']}): {c['synops_per_inference']:.3g} "
+        f"({c['synaptic_events_latents_to_errors']:.3g} latents -> errors, "
+        f"{c['synaptic_events_errors_to_latents']:.3g} errors -> latents)",
+        "  approximations (effect vs float PC, mean +- SE over images):",
+    ]
+    for a in r["approximations"]:
+        e = a.get("measured_effect")
+        if isinstance(e, dict):
+            eff = (f"R2 {e['r2']['mean']:+.4f} +- {e['r2']['se']:.4f}, zeros {e['zeros']['mean']:+.4f} "
+                   f"+- {e['zeros']['se']:.4f}") if e["r2"]["se"] is not None else f"R2 {e['r2']['mean']:+.4f}"
+        elif "measured" in a:
+            eff = f"{a['measured']['clipped_errors_fixed']} errors clipped (largest |eps| {a['measured']['max_abs_eps']:.3g})"
+        else:
+            eff = str(e)
+        lines.append(f"    {a['name']:<38} {eff}")
+    lines.append(f"  float R2 {m['float']['r2']:.4f} zeros {m['float']['zeros']:.4f}; fixed R2 {m['fixed']['r2']:.4f} "
+                 f"zeros {m['fixed']['zeros']:.4f} ({m['images']['count']} images, {m['seconds']:.1f} s)")
+    return "\n".join(lines)
+
+
 def summary_text(r: dict) -> str:
     """The printed summary of a compile report."""
+    if r.get("form") == "predictive_coding":
+        return _summary_text_pc(r)
     res, c, m = r["resources"], r["synaptic_operations"], r["measurement"]
     f = r["formats"]
     lines = [

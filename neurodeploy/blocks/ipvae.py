@@ -19,7 +19,10 @@ class IPVAEBlock(BlockDef):
     ``step_size`` and ``sigma`` and writes a spec with this block (see docs/ipvae.md). The
     ``expand`` pass turns the block into a clamped input, ``latent`` latent neurons with
     feedforward drive :math:`\Phi^\top x/\sigma^2` and lateral weights
-    :math:`-\eta\Phi^\top\Phi/\sigma^2`, and a readout :math:`\hat x = \Phi z`.
+    :math:`-\eta\Phi^\top\Phi/\sigma^2`, and a readout :math:`\hat x = \Phi z`. With
+    ``form: predictive_coding`` the same iteration runs on M graded error units
+    :math:`\epsilon = (x - \Phi z)/\sigma^2` and K latents driven by :math:`\eta\Phi^\top\epsilon`
+    (Lava targets; see docs/ipvae.md, "Two forms of the same inference").
 
     Outputs that other parts of a spec may reference: ``<name>.latents`` (size ``latent``) and
     ``<name>.readout`` (the size of ``input``).
@@ -44,3 +47,7 @@ class IPVAEBlock(BlockDef):
                            doc="upper caps: soft (c - softplus(c - y), as in training) or hard (min)")
         prior: object = param("data", default=None, doc="initial log rates u0, shape (latent,); default -3 for every neuron")
         bias: object = param("data", default=None, doc="log bias b, shape (latent,): constant drive -exp(b); default none")
+        form: str = param("choice", default="lateral", choices=("lateral", "predictive_coding"),
+                          doc="network form: lateral (K latents, K x K lateral weights) or predictive_coding "
+                              "(M graded error units + K latents, 2 M K synapses, 2 time steps per iteration; "
+                              "the same algorithm, see docs/ipvae.md)")

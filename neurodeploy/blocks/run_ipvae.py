@@ -23,6 +23,22 @@ What each target runs (all draw exact Poisson counts and report the metrics of
 
 Other targets raise :class:`~neurodeploy.errors.NotImplementedYet` (exit 3) saying why. On the
 spiking backends every requested T is a separate run from the initial state (same seed).
+
+The block's ``form`` picks the network (docs/ipvae.md, "Two forms of the same inference"):
+``lateral`` (above) or ``predictive_coding`` (M graded error units + K latents):
+
+==============  =========================================================================
+``lava``        :func:`neurodeploy.backends.lava.ipvae.pc.run_ipvae_pc_lava`, ``floating_pt``
+``loihi2-sim``  the same, ``fixed_pt`` (bit-exact with ``lava/ipvae/pc_reference.py``)
+``torch``       the torch module, i.e. the lateral form: with ``Psi = Phi^T`` both forms are
+                the same algorithm (same caps, same counts for the same random numbers), and
+                the module has no separate error population; ``metrics.json`` says so in
+                ``form_computed``
+``brian2``      exit 3: there is no Brian2 PC network, and running the lateral one under a
+                ``predictive_coding`` spec would misstate which network was simulated
+==============  =========================================================================
+
+``metrics.json`` records ``form`` (the spec's) and ``form_computed`` (what ran).
 """
 
 from __future__ import annotations
@@ -38,8 +54,9 @@ from ..ir.nodes import ArrayRef, ArrayStimulus, Block, Network
 from ..targets import Target
 
 #: images per Brian2 / Lava run (memory ~ batch K^2 synapses; see the backends' docs)
-BATCH = {"brian2": 50, "lava-float": 50, "lava-fixed": 50}
+BATCH = {"brian2": 50, "lava-float": 50, "lava-fixed": 50, "lava-pc-float": 50, "lava-pc-fixed": 50}
 PRIOR_DEFAULT = -3.0
+FORMS = ("lateral", "predictive_coding")
 
 
 def ipvae_block(net: Network, name: str | None = None) -> Block:
@@ -138,14 +155,31 @@ def block_images(net: Network, block: Block, images: int | None = None) -> tuple
     return X, desc
 
 
-def runner_for(target: Target) -> str:
-    """Which implementation runs the block on ``target`` (or NotImplementedYet saying why)."""
+def block_form(block: Block) -> str:
+    """The block's ``form`` parameter (default ``lateral``)."""
+    form = block.params.get("form") or "lateral"
+    if form not in FORMS:  # the spec loader already rejects others; guards direct IR construction
+        raise UsageError(f"block '{block.name}': form must be one of {', '.join(FORMS)}, got {form!r}")
+    return form
+
+
+def runner_for(target: Target, form: str = "lateral") -> str:
+    """Which implementation runs the block of ``form`` on ``target`` (or NotImplementedYet
+    saying why)."""
+    if form not in FORMS:
+        raise UsageError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+    pc = form == "predictive_coding"
     if target.backend == "torch" and target.number_format != "fixed":
         return "torch"
     if target.backend == "brian2":
+        if pc:
+            raise NotImplementedYet(
+                "form 'predictive_coding' has no Brian2 network (only the lateral form is built for "
+                "brian2); use --target lava or loihi2-sim for the predictive-coding network, or "
+                "form: lateral on brian2 (the same algorithm)")
         return "brian2"
     if target.backend == "lava" and target.number_format != "fixed":
-        return "lava-float"
+        return "lava-pc-float" if pc else "lava-float"
     if target.backend == "lava" and target.device == "loihi2":
         raise NotImplementedYet(
             f"running the ipvae block on '{target.name}' needs Loihi 2 hardware and Intel's lava-loihi "
@@ -153,7 +187,7 @@ def runner_for(target: Target) -> str:
             "fixed-point model bit-accurately on the CPU, and `neurodeploy compile -t loihi2` writes the "
             "resource report")
     if target.backend == "lava":
-        return "lava-fixed"
+        return "lava-pc-fixed" if pc else "lava-fixed"
     raise NotImplementedYet(
         f"the ipvae block has no lowering for target '{target.name}' ({target.backend}, "
         f"{target.number_format}): integer inference is implemented on Lava only; use --target "
@@ -209,6 +243,10 @@ def _run_spiking(kind, arrays, X, T, seed, batch, progress):
         from ..backends.brian2.ipvae import run_ipvae_brian2 as fn
 
         kw = {}
+    elif kind.startswith("lava-pc"):
+        from ..backends.lava.ipvae.pc import run_ipvae_pc_lava as fn
+
+        kw = {"fixed": kind == "lava-pc-fixed", "connection": "sparse"}
     else:
         from ..backends.lava.ipvae import run_ipvae_lava as fn
 
@@ -236,8 +274,9 @@ def _run_spiking(kind, arrays, X, T, seed, batch, progress):
 
 
 def evaluate(arrays: dict, X, target: Target, Ts, seed: int = 0, progress: bool = False,
-             torch_device: str = "auto", batch: int | None = None) -> dict:
-    """Run the block on ``target`` for every T in ``Ts``; returns ``{"runner", "rows", "xhat"}``.
+             torch_device: str = "auto", batch: int | None = None, form: str = "lateral") -> dict:
+    """Run the block in ``form`` on ``target`` for every T in ``Ts``; returns
+    ``{"runner", "form_computed", "rows", "xhat"}``.
 
     ``rows``: one dict per T with ``r2`` (mean per-image R^2 of ``x_hat = Phi z`` from the last
     counts), ``r2_median``, ``r2_pooled``, ``r2_rate`` (decoding ``exp(u)``), ``r2_avg`` (the
@@ -247,7 +286,7 @@ def evaluate(arrays: dict, X, target: Target, Ts, seed: int = 0, progress: bool 
     """
     from ..learn.ipvae import distance
 
-    kind = runner_for(target)
+    kind = runner_for(target, form)
     Ts = sorted({int(t) for t in Ts})
     if not Ts or Ts[0] < 1:
         raise UsageError("iterations must be >= 1")
@@ -258,7 +297,10 @@ def evaluate(arrays: dict, X, target: Target, Ts, seed: int = 0, progress: bool 
         res, runner = _run_torch(arrays, X, Ts, seed, torch_device)
     else:
         runner = {"brian2": "brian2 (numpy codegen)", "lava-float": "lava floating_pt (Loihi2SimCfg)",
-                  "lava-fixed": "lava fixed_pt (Loihi2SimCfg, bit-accurate integer model)"}[kind]
+                  "lava-fixed": "lava fixed_pt (Loihi2SimCfg, bit-accurate integer model)",
+                  "lava-pc-float": "lava predictive-coding floating_pt (Loihi2SimCfg)",
+                  "lava-pc-fixed": "lava predictive-coding fixed_pt (Loihi2SimCfg, bit-accurate integer model)",
+                  }[kind]
         res = {}
         for T in Ts:
             res[T] = _run_spiking(kind, arrays, X, T, seed, batch or BATCH[kind], progress)
@@ -272,7 +314,13 @@ def evaluate(arrays: dict, X, target: Target, Ts, seed: int = 0, progress: bool 
                      "r2_images": [float(v) for v in r["r2_images"]],
                      "zeros_images": [float(v) for v in r["zeros_images"]]})
         xhat[T] = r["xhat"]
-    return {"runner": runner, "rows": rows, "xhat": xhat}
+    if kind.startswith("lava-pc"):
+        computed = "predictive_coding"
+    elif form == "predictive_coding":  # torch: the module is the lateral form
+        computed = "lateral (identical algorithm)"
+    else:
+        computed = "lateral"
+    return {"runner": runner, "form_computed": computed, "rows": rows, "xhat": xhat}
 
 
 def plot_reconstructions(X, xhat: dict, path, n: int = 8, title: str = "") -> Path | None:
@@ -311,14 +359,17 @@ def eval_to_dir(net: Network, target: Target, out_dir, images: int | None = None
     from ..io import atomic_write_json
 
     block = ipvae_block(net, block_name)
-    runner_for(target)  # unsupported targets fail before any data is loaded
+    form = block_form(block)
+    runner_for(target, form)  # unsupported targets fail before any data is loaded
     arrays = block_arrays(net, block)
     X, desc = block_images(net, block, images)
     Ts = list(iterations) if iterations else [int(block.params["iterations"])]
     t0 = time.perf_counter()
-    res = evaluate(arrays, X, target, Ts, seed=seed, progress=progress, torch_device=torch_device, batch=batch)
+    res = evaluate(arrays, X, target, Ts, seed=seed, progress=progress, torch_device=torch_device, batch=batch,
+                   form=form)
     out = Path(out_dir)
     metrics = {"network": net.name, "block": block.name, "target": target.name, "runner": res["runner"],
+               "form": form, "form_computed": res["form_computed"],
                "images": desc, "seed": seed, "iterations": sorted({int(t) for t in Ts}),
                "results": res["rows"], "wall_s": round(time.perf_counter() - t0, 3),
                "definitions": {
@@ -327,7 +378,9 @@ def eval_to_dir(net: Network, target: Target, out_dir, images: int | None = None
                    "r2_rate": "as r2, decoding exp(u)", "r2_avg": "as r2, decoding the averaged counts (tau 16 iterations)",
                    "zeros": "fraction of zero counts at the last iteration",
                    "du_norm": "mean over images of ||u_T - u_{T-1}||_2 (torch only)",
-                   "d": "sqrt((1 - r2)^2 + (1 - zeros)^2)"},
+                   "d": "sqrt((1 - r2)^2 + (1 - zeros)^2)",
+                   "form_computed": "the network that ran; 'lateral (identical algorithm)': a predictive_coding "
+                                    "spec on torch runs the lateral module, the same iteration (Psi = Phi^T)"},
                "versions": versions()}
     files = {"metrics": out / "metrics.json"}
     plot = plot_reconstructions(X, res["xhat"], out / "reconstructions.png",

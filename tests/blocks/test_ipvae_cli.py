@@ -193,3 +193,112 @@ def test_deploy_compiles_then_evaluates_on_the_target(capsys, tmp_path, short_sp
     rc = main(["deploy", str(short_spec), "-t", "loihi2", "-o", str(tmp_path / "hw")])
     assert rc == 3 and (tmp_path / "hw" / "compile_report.json").exists()
     assert not (tmp_path / "hw" / "metrics.json").exists()
+
+
+# --- the predictive-coding form (form: predictive_coding) ------------------------------------
+
+def _with_form(spec: Path, form: str, name: str) -> Path:
+    text = spec.read_text()
+    assert "clamp: soft\n" in text and "form:" not in text
+    out = spec.parent / name
+    out.write_text(text.replace("clamp: soft\n", f"clamp: soft\n  form: {form}\n"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pc_spec(short_spec):
+    return _with_form(short_spec, "predictive_coding", "short_pc.yaml")
+
+
+@pytest.mark.parametrize("target", ["lava", "loihi2-sim"])
+def test_eval_predictive_coding_on_lava(capsys, tmp_path, pc_spec, target):
+    """The PC network (M error units + K latents) runs on Lava and clears the same floor."""
+    rc, res, out = _eval(capsys, tmp_path, str(pc_spec), target)
+    assert rc == 0 and res["ok"]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["form"] == "predictive_coding" and m["form_computed"] == "predictive_coding"
+    assert "predictive-coding" in m["runner"]
+    assert {"lava": "floating_pt", "loihi2-sim": "fixed_pt"}[target] in m["runner"]
+    (row,) = m["results"]
+    assert row["T"] == 16 and len(row["r2_images"]) == 16
+    assert row["r2"] >= FLOOR["digits"], row
+    assert row["r2_pooled"] >= FLOOR["digits"], row
+    assert 0.8 <= row["zeros"] < 0.99, row
+
+
+def test_eval_predictive_coding_torch_and_brian2(capsys, tmp_path, pc_spec):
+    """torch runs its (lateral) module and says so; brian2 has no PC network: exit 3."""
+    rc, res, out = _eval(capsys, tmp_path, str(pc_spec), "torch", "--torch-device", "cpu")
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["form"] == "predictive_coding" and m["form_computed"] == "lateral (identical algorithm)"
+    assert m["results"][0]["r2"] >= FLOOR["digits"]
+    rc = main(["eval", str(pc_spec), "-t", "brian2", "-o", str(tmp_path / "b2"), "--images", "2"])
+    assert rc == 3
+    err = capsys.readouterr().err
+    assert "predictive_coding" in err and "Brian2" in err and "Traceback" not in err
+    assert not (tmp_path / "b2" / "metrics.json").exists()
+
+
+def test_compile_report_predictive_coding(capsys, tmp_path, pc_spec):
+    out = tmp_path / "pc"
+    rc = main(["compile", str(pc_spec), "-t", "loihi2-sim", "-o", str(out), "--json"])
+    assert rc == 0
+    r = json.loads((out / "compile_report.json").read_text())
+    assert r == json.loads(json.dumps(_json(capsys)["report"]))
+    K, M, T = 256, 64, 16
+    assert r["form"] == "predictive_coding"
+    res = r["resources"]
+    assert res["neurons"] == M + K and res["synapses"] == 2 * M * K
+    assert res["decoder_synapses"] == res["encoder_synapses"] == M * K
+    assert res["synapse_memory_bits"] == 2 * M * K * 8 and res["lateral_form_for_comparison"]["synapses"] == K * K
+    assert res["time_steps_per_iteration"] == 2 and res["time_steps"] == 2 * T + 1
+    f = r["formats"]
+    assert f["decoder_weights"]["bits"] == f["encoder_weights"]["bits"] == 8
+    assert f["error_payload"]["bits"] == 16 and f["error_payload"]["signed"] and f["count_payload"]["bits"] == 8
+    c = r["synaptic_operations"]
+    assert c["images"] == 64 and c["T"] == T
+    assert 0 < c["latent_messages_per_inference"] < T * K and 0 < c["error_messages_per_inference"] <= T * M
+    assert c["synops_per_inference"] == pytest.approx(c["synaptic_events_latents_to_errors"]
+                                                      + c["synaptic_events_errors_to_latents"])
+    m = r["measurement"]
+    assert m["float"]["r2"] >= FLOOR["digits"] and m["fixed"]["r2"] >= FLOOR["digits"]
+    tot = m["fixed_vs_float"]
+    assert abs(tot["r2"]["mean"]) < 0.05 and abs(tot["zeros"]["mean"]) < 0.02, tot
+    with np.load(out / "ipvae_params.npz", allow_pickle=False) as z:
+        assert z["decoder_mantissa"].shape == (M, K) and z["encoder_mantissa"].shape == (K, M)
+        assert z["decoder_mantissa"].dtype == np.int8
+    rc = main(["compile", str(pc_spec), "-t", "loihi2-sim", "-o", str(tmp_path / "pc2")])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "predictive coding" in text and f"2MK = {2 * M * K}" in text
+
+
+def test_compile_pc_measurement_is_the_lava_fixed_model(pc_spec):
+    """The compile report's fixed-point PC run equals run_ipvae_pc_lava(fixed=True) bit for bit."""
+    from neurodeploy.backends.ipvae_common import ipvae_params
+    from neurodeploy.backends.lava.ipvae import fixed_format
+    from neurodeploy.backends.lava.ipvae.pc import run_ipvae_pc_lava
+    from neurodeploy.backends.lava.ipvae.pc_reference import pc_fixed_constants
+    from neurodeploy.blocks.compile_ipvae import _pc_fixed_run
+    from neurodeploy.blocks.run_ipvae import block_arrays, block_images, ipvae_block
+    from neurodeploy.spec import load
+
+    net = load(pc_spec)
+    block = ipvae_block(net)
+    arrays = block_arrays(net, block)
+    X, _ = block_images(net, block, 3)
+    p = ipvae_params(arrays)
+    fmt = fixed_format(p)
+    r = _pc_fixed_run(p, X, 5, 7, fmt, pc_fixed_constants(p, fmt))
+    lava = run_ipvae_pc_lava(arrays, X, 5, seed=7, batch=3, fixed=True)
+    assert np.array_equal(r["z"], lava["z"]) and np.array_equal(r["u"], lava["u"])
+    assert np.array_equal(r["zbar"], lava["zbar"])
+
+
+def test_unknown_form_is_a_spec_error(capsys, short_spec, tmp_path):
+    bad = _with_form(short_spec, "sideways", "bad_form.yaml")
+    rc = main(["eval", str(bad), "-t", "lava", "-o", str(tmp_path / "x"), "--images", "2"])
+    err = capsys.readouterr().err
+    assert rc not in (0, 3) and "form" in err and "sideways" in err and "predictive_coding" in err
+    assert not (tmp_path / "x" / "metrics.json").exists()
