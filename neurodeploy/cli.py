@@ -180,6 +180,7 @@ def cmd_compile(args) -> int:
     from .blocks.run_ipvae import has_ipvae_block
 
     net, target = _spec_and_target(args)
+    _refuse_lca_compile(net)
     if has_ipvae_block(net):
         from .blocks.compile_ipvae import summary_text
 
@@ -205,6 +206,24 @@ def cmd_compile(args) -> int:
     return EXIT_OK
 
 
+def _has_lca_only(net) -> bool:
+    """An ``lca`` block and no ``ipvae`` block: eval/run/deploy go to blocks/run_lca.py."""
+    from .blocks.run_ipvae import has_ipvae_block
+    from .blocks.run_lca import has_lca_block
+
+    return has_lca_block(net) and not has_ipvae_block(net)
+
+
+def _refuse_lca_compile(net) -> None:
+    from .blocks.run_lca import has_lca_block
+    from .errors import NotImplementedYet
+
+    if has_lca_block(net):
+        raise NotImplementedYet(
+            "compiling an lca block is not implemented yet (there is no fixed-point LCA model or "
+            "Loihi 2 resource report); `neurodeploy eval SPEC -t torch|lava` evaluates it")
+
+
 def _print_compiled(compiled) -> None:
     low = compiled.lowered
     print(f"compiled {low.name} for {compiled.target.name}: " + ", ".join(
@@ -226,7 +245,7 @@ def cmd_run(args) -> int:
     from .runner import run_to_dir
 
     net, target = _spec_and_target(args)
-    if has_ipvae_block(net):  # a coder block: run = evaluate on the spec's own images
+    if has_ipvae_block(net) or _has_lca_only(net):  # a coder block: run = evaluate on the spec's own images
         return _eval(net, target, args, images=None, iterations=None, seed=net.simulation.seed,
                      batch=None)
     options = {}
@@ -279,6 +298,8 @@ def cmd_eval(args) -> int:
 
 
 def _eval(net, target, args, images, iterations, seed, batch) -> int:
+    if _has_lca_only(net):
+        return _eval_lca(net, target, args, images, iterations, seed, batch)
     from .blocks.run_ipvae import eval_to_dir, ipvae_block, runner_for
 
     form = ipvae_block(net).params.get("form") or "lateral"
@@ -304,6 +325,29 @@ def _eval(net, target, args, images, iterations, seed, batch) -> int:
     return EXIT_OK
 
 
+def _eval_lca(net, target, args, images, iterations, seed, batch) -> int:
+    from .blocks.run_lca import eval_to_dir, runner_for
+
+    runner_for(target)  # unsupported targets: exit 3 before anything is printed or loaded
+    quiet = args.json or args.quiet
+    if not quiet:
+        print(f"evaluating {net.name} (LCA) on {target.name} ...", file=sys.stderr)
+    m = eval_to_dir(net, target, args.out, images=images, iterations=iterations, seed=seed,
+                    progress=not quiet, torch_device=args.torch_device, batch=batch)
+    if args.json:
+        _print_json({"ok": True, **{k: v for k, v in m.items() if k != "versions"}})
+        return EXIT_OK
+    im = m["images"]
+    print(f"{net.name} block '{m['block']}' (lca, lambda {m['lam']:g}) on {target.name} [{m['runner']}]: "
+          f"{im['count']} images ({im['selection']}" + (f", {im['dataset']}" if "dataset" in im else "") + ")")
+    print(f"  {'T':>6} {'R2':>7} {'median':>7} {'pooled':>7} {'zeros':>7} {'max a':>7} {'d':>7} {'s':>7}")
+    for r in m["results"]:
+        print(f"  {r['T']:>6} {r['r2']:7.4f} {r['r2_median']:7.4f} {r['r2_pooled']:7.4f} {r['zeros']:7.4f} "
+              f"{r['a_max']:7.3f} {r['d']:7.4f} {r['seconds']:7.2f}")
+    print(f"wrote {', '.join(m['files'].values())}")
+    return EXIT_OK
+
+
 def cmd_validate(args) -> int:
     from .validate.command import run
 
@@ -317,6 +361,12 @@ def cmd_deploy(args) -> int:
     net, target = _spec_and_target(args)
     from .blocks.run_ipvae import has_ipvae_block
 
+    if _has_lca_only(net):  # LCA: nothing to compile (float targets only); evaluate on the target
+        from .blocks.run_lca import runner_for as lca_runner_for
+
+        lca_runner_for(target)  # exit 3 before anything is written
+        args.quiet, args.torch_device = getattr(args, "quiet", False), getattr(args, "torch_device", "auto")
+        return _eval(net, target, args, images=None, iterations=None, seed=net.simulation.seed, batch=None)
     if has_ipvae_block(net):  # a coder block: compile (fixed-point Loihi targets), then evaluate there
         from .blocks.run_ipvae import ipvae_block, runner_for
 
@@ -433,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                     help="float arithmetic of the torch target (loihi2-torch is always integer)")
 
-    sp = add("eval", cmd_eval, "evaluate a spec's ipvae block on a target: DIR/metrics.json + DIR/reconstructions.png",
+    sp = add("eval", cmd_eval, "evaluate a spec's ipvae (or lca) block on a target: DIR/metrics.json + DIR/reconstructions.png",
              "neurodeploy eval models/ipvae/ipvae_digits.yaml --target brian2 -o out/eval --images 64 --iterations 32 1000",
              "Run the spec's ipvae (iP-VAE coder) block on held-out images on a target and report, per "
              "number of iterations T: mean, median and pooled R^2 of the reconstruction Phi z from the "
@@ -441,7 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
              "(torch only) and the distance d to (R^2 = 1, zeros = 1). Targets: torch (exact spiking "
              "inference with the torch module; CUDA when visible), brian2, lava (floating point), "
              "loihi2-sim (bit-accurate fixed point); others exit 3. `neurodeploy run` on such a spec "
-             "does the same with the defaults.")
+             "does the same with the defaults. A spec with an lca block (Rozell's LCA, the sparse-coding "
+             "baseline) is evaluated the same way on torch and lava (float); its activity replaces the "
+             "counts and the table shows max a instead of max u.")
     sp.add_argument("spec", metavar="SPEC")
     sp.add_argument("--target", "-t", required=True, help="target name (see `neurodeploy info`) or a target YAML file")
     sp.add_argument("-o", "--out", metavar="DIR", required=True, help="output directory")

@@ -36,5 +36,6 @@ class BlockDef:
 
 
 from . import ipvae  # noqa: E402,F401
+from . import lca  # noqa: E402,F401
 
 __all__ = ["BLOCKS", "BlockDef", "register_block"]

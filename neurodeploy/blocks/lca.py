@@ -1,0 +1,39 @@
+"""The LCA sparse-coding block (Rozell et al. 2008): the non-spiking baseline of the iP-VAE
+coder, evaluated by ``neurodeploy eval`` (see :mod:`neurodeploy.blocks.run_lca`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..params import param
+from . import BlockDef, register_block
+
+
+@register_block
+class LCABlock(BlockDef):
+    r"""Rozell's locally competitive algorithm (LCA) with a non-negative soft threshold.
+
+    ``latent`` units with potentials :math:`v` (starting at 0) and graded activities
+    :math:`a = \max(v - \lambda, 0)`; each iteration
+    :math:`v \leftarrow v + \frac{dt}{\tau}\,(\Phi^\top x - v - (\Phi^\top\Phi - I)\,a)`
+    (``neurodeploy.learn.ipvae.lca_step``). The reconstruction is :math:`\hat x = \Phi a`.
+    ``neurodeploy train`` on an ipvae training spec learns a unit-norm LCA dictionary alongside
+    the iP-VAE (``lca_dictionary.npz``, key ``Phi``; docs/ipvae.md). ``neurodeploy eval`` runs
+    the block on ``torch`` and ``lava`` (a float Lava process with graded lateral input
+    through a Sparse connection); other targets exit 3.
+
+    Outputs that other parts of a spec may reference: ``<name>.latents`` (size ``latent``) and
+    ``<name>.readout`` (the size of ``input``).
+    """
+
+    kind = "lca"
+    outputs = {"latents": "latent", "readout": "input"}
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        input: str = param("ref", doc="the stimulus or population whose values are encoded")
+        latent: int = param("int", doc="number of LCA units K", min=1, max=1_000_000)
+        decoder: object = param("data", doc="dictionary Phi, shape (input size, latent): array data (file, dataset or inline)")
+        lam: float = param(default=0.2, doc="soft threshold lambda (activity a = max(v - lambda, 0))", min=0)
+        iterations: int = param("int", default=200, doc="inference iterations (Euler steps)", min=1, max=100_000)
+        dt_tau: float = param(default=0.1, doc="Euler step dt/tau", min=0, min_exclusive=True, max=1)
