@@ -298,52 +298,41 @@ def cmd_eval(args) -> int:
 
 
 def _eval(net, target, args, images, iterations, seed, batch) -> int:
-    if _has_lca_only(net):
-        return _eval_lca(net, target, args, images, iterations, seed, batch)
-    from .blocks.run_ipvae import eval_to_dir, ipvae_block, runner_for
+    """Evaluate the spec's ipvae block (or its lca block) on ``target`` into ``args.out``."""
+    lca = _has_lca_only(net)
+    if lca:
+        from .blocks import run_lca as runner
 
-    form = ipvae_block(net).params.get("form") or "lateral"
-    runner_for(target, form)  # unsupported targets: exit 3 before anything is printed or loaded
+        runner.runner_for(target)  # unsupported targets: exit 3 before anything is printed or loaded
+    else:
+        from .blocks import run_ipvae as runner
+
+        runner.runner_for(target, runner.ipvae_block(net).params.get("form") or "lateral")
     quiet = args.json or args.quiet
     if not quiet:
-        print(f"evaluating {net.name} on {target.name} ...", file=sys.stderr)
-    m = eval_to_dir(net, target, args.out, images=images, iterations=iterations, seed=seed,
-                    progress=not quiet, torch_device=args.torch_device, batch=batch)
+        print(f"evaluating {net.name}{' (LCA)' if lca else ''} on {target.name} ...", file=sys.stderr)
+    m = runner.eval_to_dir(net, target, args.out, images=images, iterations=iterations, seed=seed,
+                           progress=not quiet, torch_device=args.torch_device, batch=batch)
     if args.json:
         _print_json({"ok": True, **{k: v for k, v in m.items() if k != "versions"}})
         return EXIT_OK
     im = m["images"]
-    print(f"{net.name} block '{m['block']}' on {target.name} [{m['runner']}]: {im['count']} images "
+    what = f" (lca, lambda {m['lam']:g})" if lca else ""
+    print(f"{net.name} block '{m['block']}'{what} on {target.name} [{m['runner']}]: {im['count']} images "
           f"({im['selection']}" + (f", {im['dataset']}" if "dataset" in im else "") + f"), seed {seed}")
-    print(f"  {'T':>6} {'R2':>7} {'median':>7} {'pooled':>7} {'R2 avg':>7} {'zeros':>7} {'max u':>7} "
-          f"{'|du|':>7} {'d':>7} {'s':>7}")
+    if lca:
+        print(f"  {'T':>6} {'R2':>7} {'median':>7} {'pooled':>7} {'zeros':>7} {'max a':>7} {'d':>7} {'s':>7}")
+    else:
+        print(f"  {'T':>6} {'R2':>7} {'median':>7} {'pooled':>7} {'R2 avg':>7} {'zeros':>7} {'max u':>7} "
+              f"{'|du|':>7} {'d':>7} {'s':>7}")
     for r in m["results"]:
-        du = f"{r['du_norm']:7.3f}" if r["du_norm"] is not None else f"{'-':>7}"
-        print(f"  {r['T']:>6} {r['r2']:7.4f} {r['r2_median']:7.4f} {r['r2_pooled']:7.4f} {r['r2_avg']:7.4f} "
-              f"{r['zeros']:7.4f} {r['u_max']:7.3f} {du} {r['d']:7.4f} {r['seconds']:7.2f}")
-    print(f"wrote {', '.join(m['files'].values())}")
-    return EXIT_OK
-
-
-def _eval_lca(net, target, args, images, iterations, seed, batch) -> int:
-    from .blocks.run_lca import eval_to_dir, runner_for
-
-    runner_for(target)  # unsupported targets: exit 3 before anything is printed or loaded
-    quiet = args.json or args.quiet
-    if not quiet:
-        print(f"evaluating {net.name} (LCA) on {target.name} ...", file=sys.stderr)
-    m = eval_to_dir(net, target, args.out, images=images, iterations=iterations, seed=seed,
-                    progress=not quiet, torch_device=args.torch_device, batch=batch)
-    if args.json:
-        _print_json({"ok": True, **{k: v for k, v in m.items() if k != "versions"}})
-        return EXIT_OK
-    im = m["images"]
-    print(f"{net.name} block '{m['block']}' (lca, lambda {m['lam']:g}) on {target.name} [{m['runner']}]: "
-          f"{im['count']} images ({im['selection']}" + (f", {im['dataset']}" if "dataset" in im else "") + ")")
-    print(f"  {'T':>6} {'R2':>7} {'median':>7} {'pooled':>7} {'zeros':>7} {'max a':>7} {'d':>7} {'s':>7}")
-    for r in m["results"]:
-        print(f"  {r['T']:>6} {r['r2']:7.4f} {r['r2_median']:7.4f} {r['r2_pooled']:7.4f} {r['zeros']:7.4f} "
-              f"{r['a_max']:7.3f} {r['d']:7.4f} {r['seconds']:7.2f}")
+        head = f"  {r['T']:>6} {r['r2']:7.4f} {r['r2_median']:7.4f} {r['r2_pooled']:7.4f}"
+        if lca:
+            print(f"{head} {r['zeros']:7.4f} {r['a_max']:7.3f} {r['d']:7.4f} {r['seconds']:7.2f}")
+        else:
+            du = f"{r['du_norm']:7.3f}" if r["du_norm"] is not None else f"{'-':>7}"
+            print(f"{head} {r['r2_avg']:7.4f} {r['zeros']:7.4f} {r['u_max']:7.3f} {du} {r['d']:7.4f} "
+                  f"{r['seconds']:7.2f}")
     print(f"wrote {', '.join(m['files'].values())}")
     return EXIT_OK
 

@@ -524,19 +524,27 @@ def _summary_text_pc(r: dict) -> str:
         f"{c['synaptic_events_errors_to_latents']:.3g} errors -> latents)",
         "  approximations (effect vs float PC, mean +- SE over images):",
     ]
+    return "\n".join(lines + _approximation_lines(
+        r, m, lambda ms: f"{ms['clipped_errors_fixed']} errors clipped (largest |eps| {ms['max_abs_eps']:.3g})"))
+
+
+def _approximation_lines(r: dict, m: dict, clipped) -> list[str]:
+    """One line per approximation (its measured effect; ``clipped`` words a clip count), then the
+    float and fixed totals."""
+    lines = []
     for a in r["approximations"]:
         e = a.get("measured_effect")
         if isinstance(e, dict):
             eff = (f"R2 {e['r2']['mean']:+.4f} +- {e['r2']['se']:.4f}, zeros {e['zeros']['mean']:+.4f} "
                    f"+- {e['zeros']['se']:.4f}") if e["r2"]["se"] is not None else f"R2 {e['r2']['mean']:+.4f}"
         elif "measured" in a:
-            eff = f"{a['measured']['clipped_errors_fixed']} errors clipped (largest |eps| {a['measured']['max_abs_eps']:.3g})"
+            eff = clipped(a["measured"])
         else:
             eff = str(e)
         lines.append(f"    {a['name']:<38} {eff}")
     lines.append(f"  float R2 {m['float']['r2']:.4f} zeros {m['float']['zeros']:.4f}; fixed R2 {m['fixed']['r2']:.4f} "
                  f"zeros {m['fixed']['zeros']:.4f} ({m['images']['count']} images, {m['seconds']:.1f} s)")
-    return "\n".join(lines)
+    return lines
 
 
 def summary_text(r: dict) -> str:
@@ -566,19 +574,9 @@ def summary_text(r: dict) -> str:
         f"payload {f['payload']['bits']} bits; weights {f['weights']['bits']} bit, exponent {f['weights']['exponent']}",
         "  approximations (effect vs float, mean +- SE over images):",
     ]
-    for a in r["approximations"]:
-        e = a.get("measured_effect")
-        if isinstance(e, dict):
-            eff = (f"R2 {e['r2']['mean']:+.4f} +- {e['r2']['se']:.4f}, zeros {e['zeros']['mean']:+.4f} "
-                   f"+- {e['zeros']['se']:.4f}") if e["r2"]["se"] is not None else f"R2 {e['r2']['mean']:+.4f}"
-        elif "measured" in a:
-            eff = f"{a['measured']['clipped_counts_fixed']} counts clipped (largest float count {a['measured']['largest_count_float']:g})"
-        else:
-            eff = str(e)
-        lines.append(f"    {a['name']:<38} {eff}")
-    lines.append(f"  float R2 {m['float']['r2']:.4f} zeros {m['float']['zeros']:.4f}; fixed R2 {m['fixed']['r2']:.4f} "
-                 f"zeros {m['fixed']['zeros']:.4f} ({m['images']['count']} images, {m['seconds']:.1f} s)")
-    return "\n".join(lines)
+    return "\n".join(lines + _approximation_lines(
+        r, m, lambda ms: f"{ms['clipped_counts_fixed']} counts clipped (largest float count "
+                         f"{ms['largest_count_float']:g})"))
 
 
 __all__ = ["MEASURE_IMAGES", "compile_ipvae", "resources", "summary_text"]
