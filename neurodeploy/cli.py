@@ -307,7 +307,7 @@ def _eval(net, target, args, images, iterations, seed, batch) -> int:
     else:
         from .blocks import run_ipvae as runner
 
-        runner.runner_for(target, runner.ipvae_block(net).params.get("form") or "lateral")
+        runner.runner_for(target, runner.block_form(runner.ipvae_block(net)))
     quiet = args.json or args.quiet
     if not quiet:
         print(f"evaluating {net.name}{' (LCA)' if lca else ''} on {target.name} ...", file=sys.stderr)
@@ -357,10 +357,10 @@ def cmd_deploy(args) -> int:
         args.quiet, args.torch_device = getattr(args, "quiet", False), getattr(args, "torch_device", "auto")
         return _eval(net, target, args, images=None, iterations=None, seed=net.simulation.seed, batch=None)
     if has_ipvae_block(net):  # a coder block: compile (fixed-point Loihi targets), then evaluate there
-        from .blocks.run_ipvae import ipvae_block, runner_for
+        from .blocks.run_ipvae import block_form, ipvae_block, runner_for
 
         if not (target.backend == "lava" and target.number_format == "fixed"):
-            runner_for(target, ipvae_block(net).params.get("form") or "lateral")  # exit 3 before writing
+            runner_for(target, block_form(ipvae_block(net)))  # exit 3 before writing
         if target.backend == "lava" and target.number_format == "fixed":
             say = None if args.json else (lambda msg: print(msg, file=sys.stderr))
             compiler.compile_blocks(net, target, args.out, log=say)

@@ -59,17 +59,22 @@ PRIOR_DEFAULT = -3.0
 FORMS = ("lateral", "predictive_coding")
 
 
-def ipvae_block(net: Network, name: str | None = None) -> Block:
-    """The spec's ``ipvae`` block (``name`` picks one when there are several)."""
-    blocks = [b for b in net.blocks if b.kind == "ipvae"]
+def find_block(net: Network, kind: str, name: str | None = None) -> Block:
+    """The spec's one block of ``kind`` (``name`` picks one when there are several)."""
+    blocks = [b for b in net.blocks if b.kind == kind]
     if name is not None:
         blocks = [b for b in blocks if b.name == name]
     if not blocks:
-        raise UsageError(f"spec '{net.name}' has no ipvae block" + (f" called '{name}'" if name else ""))
+        raise UsageError(f"spec '{net.name}' has no {kind} block" + (f" called '{name}'" if name else ""))
     if len(blocks) > 1:
-        raise UsageError(f"spec '{net.name}' has {len(blocks)} ipvae blocks "
+        raise UsageError(f"spec '{net.name}' has {len(blocks)} {kind} blocks "
                          f"({', '.join(b.name for b in blocks)}); evaluating several is not supported")
     return blocks[0]
+
+
+def ipvae_block(net: Network, name: str | None = None) -> Block:
+    """The spec's ``ipvae`` block (``name`` picks one when there are several)."""
+    return find_block(net, "ipvae", name)
 
 
 def has_ipvae_block(net: Network) -> bool:
@@ -84,24 +89,36 @@ def _ref(d) -> ArrayRef:
     return d if isinstance(d, ArrayRef) else ArrayRef(**d)
 
 
+def _load(net: Network, block: Block, key: str) -> np.ndarray:
+    """The array data of block parameter ``key``; data errors as UsageError naming the block."""
+    from ..data import DataError, load_array
+
+    try:
+        return load_array(_ref(block.params[key]), _base_dir(net))
+    except DataError as e:
+        raise UsageError(f"block '{block.name}': {e.message}" + (f" ({e.hint})" if e.hint else "")) from None
+
+
+def block_dictionary(net: Network, block: Block) -> np.ndarray:
+    """The block's dictionary / decoder ``Phi`` (inputs, latent), float64, shape checked."""
+    K = int(block.params["latent"])
+    Phi = np.asarray(_load(net, block, "decoder"), np.float64)
+    if Phi.ndim != 2 or Phi.shape[1] != K:
+        raise UsageError(f"block '{block.name}': decoder has shape {Phi.shape}, expected (inputs, {K})")
+    return Phi
+
+
 def block_arrays(net: Network, block: Block) -> dict:
     """The deployable arrays of the block (the keys of ``IPVAE.export_arrays()``), float64.
 
     ``prior`` defaults to -3 for every latent, ``bias`` to none (``b = -inf``, no constant
     drive); ``sigma`` is the block's scalar, broadcast over the pixels.
     """
-    from ..data import DataError, load_array
-
-    P, base = block.params, _base_dir(net)
+    P = block.params
     K = int(P["latent"])
-    try:
-        Phi = load_array(_ref(P["decoder"]), base)
-        u0 = load_array(_ref(P["prior"]), base).reshape(-1) if P.get("prior") else np.full(K, PRIOR_DEFAULT)
-        b = load_array(_ref(P["bias"]), base).reshape(-1) if P.get("bias") else np.full(K, -np.inf)
-    except DataError as e:
-        raise UsageError(f"block '{block.name}': {e.message}" + (f" ({e.hint})" if e.hint else "")) from None
-    if Phi.ndim != 2 or Phi.shape[1] != K:
-        raise UsageError(f"block '{block.name}': decoder has shape {Phi.shape}, expected (inputs, {K})")
+    Phi = block_dictionary(net, block)
+    u0 = _load(net, block, "prior").reshape(-1) if P.get("prior") else np.full(K, PRIOR_DEFAULT)
+    b = _load(net, block, "bias").reshape(-1) if P.get("bias") else np.full(K, -np.inf)
     for what, a in (("prior", u0), ("bias", b)):
         if a.shape != (K,):
             raise UsageError(f"block '{block.name}': {what} has shape {a.shape}, expected ({K},)")

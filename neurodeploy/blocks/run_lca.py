@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import NotImplementedYet, UsageError
 from ..ir.nodes import Block, Network
 from ..targets import Target
-from .run_ipvae import _base_dir, _ref, _torch_device, block_images, plot_reconstructions
+from .run_ipvae import block_dictionary, block_images, find_block, _torch_device, plot_reconstructions
 
 #: images per Lava run (memory ~ batch K^2 synapses)
 BATCH = {"lava-float": 50}
@@ -43,33 +43,11 @@ BATCH = {"lava-float": 50}
 
 def lca_block(net: Network, name: str | None = None) -> Block:
     """The spec's ``lca`` block (``name`` picks one when there are several)."""
-    blocks = [b for b in net.blocks if b.kind == "lca"]
-    if name is not None:
-        blocks = [b for b in blocks if b.name == name]
-    if not blocks:
-        raise UsageError(f"spec '{net.name}' has no lca block" + (f" called '{name}'" if name else ""))
-    if len(blocks) > 1:
-        raise UsageError(f"spec '{net.name}' has {len(blocks)} lca blocks "
-                         f"({', '.join(b.name for b in blocks)}); evaluating several is not supported")
-    return blocks[0]
+    return find_block(net, "lca", name)
 
 
 def has_lca_block(net: Network) -> bool:
     return any(b.kind == "lca" for b in net.blocks)
-
-
-def block_dictionary(net: Network, block: Block) -> np.ndarray:
-    """The block's dictionary ``Phi`` (inputs, latent), float64."""
-    from ..data import DataError, load_array
-
-    K = int(block.params["latent"])
-    try:
-        Phi = np.asarray(load_array(_ref(block.params["decoder"]), _base_dir(net)), np.float64)
-    except DataError as e:
-        raise UsageError(f"block '{block.name}': {e.message}" + (f" ({e.hint})" if e.hint else "")) from None
-    if Phi.ndim != 2 or Phi.shape[1] != K:
-        raise UsageError(f"block '{block.name}': decoder has shape {Phi.shape}, expected (inputs, {K})")
-    return Phi
 
 
 def runner_for(target: Target) -> str:
