@@ -236,9 +236,6 @@ def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_I
         count_tables,
         quantize_weights,
     )
-    from ..backends.versions import versions
-    from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
-    from ..ir import to_json
     from .run_ipvae import block_arrays, block_form, ipvae_block
 
     _check_target(target)
@@ -362,17 +359,8 @@ def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_I
                         lut_bits=np.asarray(fmt.lut_bits), count_bits=np.asarray(fmt.count_bits),
                         soft_clamp=np.asarray(p.soft),
                         host_Phi=p.Phi, host_sigma=p.sigma, host_eta=np.asarray(p.eta), host_b=p.b)
-    files = {"ir": atomic_write_text(out / "ir.json", to_json(net)),
-             "ipvae_params": atomic_write_bytes(out / "ipvae_params.npz", buf.getvalue())}
-    report["timings_s"] = {"total": round(time.perf_counter() - t0, 2), "measure": round(t_measure, 2)}
-    files["report"] = atomic_write_json(out / "compile_report.json", report)
-    manifest = {"network": net.name, "target": target.name, "backend": target.backend,
-                "number_format": target.number_format, "blocks": {block.name: "ipvae"},
-                "processes": {block.name: "IPVAELatents (fixed_pt) + Sparse/Dense lateral"},
-                "timings_s": report["timings_s"], "versions": versions(),
-                "files": {k: v.name for k, v in files.items()}}
-    files["manifest"] = atomic_write_json(out / "manifest.json", manifest)
-    return report, files
+    return _write_artifacts(net, target, block, out, buf, report, t0, t_measure,
+                            "IPVAELatents (fixed_pt) + Sparse/Dense lateral")
 
 
 def _compile_pc(net: Network, target: Target, block, arrays, out_dir, images, seed, log, t0):
@@ -381,9 +369,6 @@ def _compile_pc(net: Network, target: Target, block, arrays, out_dir, images, se
     from ..backends.ipvae_pc import run_ipvae_pc, synapse_counts
     from ..backends.lava.ipvae import fixed_format
     from ..backends.lava.ipvae.pc_reference import pc_fixed_constants
-    from ..backends.versions import versions
-    from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
-    from ..ir import to_json
 
     p = ipvae_params(arrays)
     K, M, T = p.latents, p.inputs, int(block.params["iterations"])
@@ -495,13 +480,24 @@ def _compile_pc(net: Network, target: Target, block, arrays, out_dir, images, se
                         du_max_q=np.asarray(fmt.du_max_q), frac_bits=np.asarray(fmt.frac_bits),
                         lut_bits=np.asarray(fmt.lut_bits), count_bits=np.asarray(fmt.count_bits),
                         soft_clamp=np.asarray(p.soft), host_Phi=p.Phi)
+    return _write_artifacts(net, target, block, out, buf, report, t0, t_measure,
+                            "IPVAEPCLatents + IPVAEErrors (fixed_pt) + Sparse/Dense decoder and encoder")
+
+
+def _write_artifacts(net, target, block, out, buf, report: dict, t0: float, t_measure: float, processes: str):
+    """ir.json, ipvae_params.npz (``buf``), compile_report.json, then manifest.json last (atomic
+    writes); returns (report, files)."""
+    from ..backends.versions import versions
+    from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from ..ir import to_json
+
     files = {"ir": atomic_write_text(out / "ir.json", to_json(net)),
              "ipvae_params": atomic_write_bytes(out / "ipvae_params.npz", buf.getvalue())}
     report["timings_s"] = {"total": round(time.perf_counter() - t0, 2), "measure": round(t_measure, 2)}
     files["report"] = atomic_write_json(out / "compile_report.json", report)
     manifest = {"network": net.name, "target": target.name, "backend": target.backend,
                 "number_format": target.number_format, "blocks": {block.name: "ipvae"},
-                "processes": {block.name: "IPVAEPCLatents + IPVAEErrors (fixed_pt) + Sparse/Dense decoder and encoder"},
+                "processes": {block.name: processes},
                 "timings_s": report["timings_s"], "versions": versions(),
                 "files": {k: v.name for k, v in files.items()}}
     files["manifest"] = atomic_write_json(out / "manifest.json", manifest)
