@@ -365,8 +365,11 @@ def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float, modula
         ns["nd_gate"] = b2.TimedArray(((k > gate[0]) & (k <= gate[1])).astype(float), dt=dt * b2.second)
         r_code = "nd_gate(t)"
     # y0 inside an x0 product (a pre and a post spike in the same step): a flag the post_trace
-    # pathway sets before the learning pathways run, cleared after the step's update
-    lines.append("y0s : 1")
+    # pathway sets before the learning pathways run, cleared after the step's update (only rules
+    # that have such a product pay for it)
+    same_step = any("x0" in t.factors and "y0" in t.factors for t in rule.terms)
+    if same_step:
+        lines.append("y0s : 1")
     groups = {"x0": [], "y0": [], "dt": []}
     for n, t in enumerate(rule.terms):
         dep = "x0" if "x0" in t.factors else "y0" if "y0" in t.factors else "dt"
@@ -378,7 +381,7 @@ def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float, modula
         groups[dep].append(body)
     on_pre = {"pre": f"{target_var}_post += w_sign * w",
               "pre_trace": "\n".join(pre_trace) or "dw_acc += 0 * w"}
-    on_post = {"post_trace": "\n".join(post_trace + ["y0s = 1"])}
+    on_post = {"post_trace": "\n".join(post_trace + (["y0s = 1"] if same_step else [])) or "dw_acc += 0 * w"}
     if groups["x0"]:
         on_pre["pre_learn"] = "dw_acc += " + " + ".join(groups["x0"])
     if groups["y0"]:
@@ -387,7 +390,7 @@ def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float, modula
     if rule.decay:
         ns["w_decay"] = rule.decay * dt
         step += " - w_decay * w"
-    every = f"w = clip(w + {step}, w_min, w_max)\ndw_acc = 0 * w\ny0s = 0"
+    every = f"w = clip(w + {step}, w_min, w_max)\ndw_acc = 0 * w" + ("\ny0s = 0" if same_step else "")
     return "\n".join(lines), on_pre, on_post, ns, every
 
 
