@@ -138,11 +138,14 @@ def run(net: Network, target: Target, options: LavaOptions | None = None) -> Res
     from ...compat.lava import ensure_lava_importable
     from ..versions import versions
 
-    if target.fallback and unsupported(net, target):  # the placement pass puts those on the fallback
+    if target.fallback and not net.blocks:  # the placement pass puts what Lava cannot host on the fallback
         from ...passes.placement import place
-        from . import hybrid
 
-        return hybrid.run(net, target, place(net, target), progress=(options or LavaOptions()).progress)
+        plan = place(net, target)  # asks unsupported() once
+        if plan.on_fallback:
+            from . import hybrid
+
+            return hybrid.run(net, target, plan, progress=(options or LavaOptions()).progress)
     low, q = compile_network(net, target)
     hardware = target.device == "loihi2"
     if hardware:
