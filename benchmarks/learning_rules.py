@@ -67,6 +67,8 @@ def main() -> int:
                        "cuda": torch.cuda.is_available()}, "seconds": {}}
     rows = []
     plots = Path(args.plots) if args.plots else None
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
     if "feedback" in args.only:
         t0 = time.perf_counter()
         out = ex.run_feedback(seeds=tuple(range(args.seeds)), epochs=args.epochs, device=args.device)
