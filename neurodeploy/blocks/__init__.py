@@ -34,8 +34,40 @@ class BlockDef:
     def doc(cls) -> str:
         return (cls.__doc__ or "").strip()
 
+    @classmethod
+    def expand(cls, block, net) -> tuple[tuple, tuple]:
+        """(populations, projections) that replace ``block`` in ``net`` (the ``expand`` pass)."""
+        raise NotImplementedError
+
+
+def decoder_ref(block, **changes):
+    """The block's ``decoder`` array reference with ``changes`` (``transform``, ``scale``)."""
+    import dataclasses
+
+    from ..ir.nodes import ArrayRef
+    from ..ir.serialize import _build
+
+    from ..data import transformed_shape
+    from ..errors import UsageError
+
+    d = block.params["decoder"]
+    ref = d if isinstance(d, ArrayRef) else _build(ArrayRef, d)
+    t = changes.get("transform")
+    if ref.transform is not None and t is not None:
+        raise UsageError(f"block '{block.name}': the decoder already has transform '{ref.transform}'; "
+                         "give the (inputs, latent) matrix itself")
+    return dataclasses.replace(ref, shape=transformed_shape(tuple(ref.shape), t), transform=t or ref.transform,
+                               scale=ref.scale * changes.get("scale", 1.0))
+
+
+def file_weights(ref):
+    """Weights read from an array reference (kind = its source: file, inline or dataset)."""
+    from ..ir.nodes import Weights
+
+    return Weights(ref.source, {}, data=ref, unit="1")
+
 
 from . import ipvae  # noqa: E402,F401
 from . import lca  # noqa: E402,F401
 
-__all__ = ["BLOCKS", "BlockDef", "register_block"]
+__all__ = ["BLOCKS", "BlockDef", "decoder_ref", "file_weights", "register_block"]

@@ -1,11 +1,12 @@
-"""The iterative Poisson VAE coder block (schema; expansion lands with the iP-VAE issue)."""
+"""The iterative Poisson VAE coder block: its schema and its expansion into graded populations."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ir.nodes import Connectivity, Population, Projection, Weights
 from ..params import param
-from . import BlockDef, register_block
+from . import BlockDef, decoder_ref, file_weights, register_block
 
 
 @register_block
@@ -30,6 +31,39 @@ class IPVAEBlock(BlockDef):
 
     kind = "ipvae"
     outputs = {"latents": "latent", "readout": "input"}
+
+    @classmethod
+    def expand(cls, block, net):
+        """The lateral form: ``<b>.latents`` (K ``ipvae`` neurons, restarting from the prior every
+        ``iterations`` steps), ``<b>.readout`` (M ``linear`` units); projections ``<b>.drive``
+        (input -> latents, ``Phi / sigma^2``), ``<b>.lateral`` (latents -> latents,
+        ``-Phi^T Phi / sigma^2``, self-connections kept) and ``<b>.decode`` (latents -> readout,
+        ``Phi^T``: dense weights are (source, target)). The predictive-coding form adds
+        ``<b>.errors`` (M ``linear`` units): ``<b>.error_in`` (input -> errors, one to one,
+        ``1/sigma^2``), ``<b>.feedback`` (latents -> errors, ``-Phi^T / sigma^2``) and
+        ``<b>.error_drive`` (errors -> latents, ``Phi``) instead of drive and lateral."""
+        P = block.params
+        n, s2 = block.name, float(P["sigma"]) ** 2
+        K, M = int(P["latent"]), int(decoder_ref(block).shape[0])
+        lat, rd = f"{n}.latents", f"{n}.readout"
+        lp = {k: P[k] for k in ("step_size", "u_min", "u_max", "du_max", "clamp")}
+        lp.update({k: P[k] for k in ("prior", "bias") if P.get(k)})
+        lp["restart_every"] = int(P["iterations"])
+        pops = [Population(lat, K, "ipvae", lp), Population(rd, M, "linear")]
+        decode = Projection(f"{n}.decode", lat, rd, file_weights(decoder_ref(block, transform="transpose")))
+        if P.get("form", "lateral") == "predictive_coding":
+            err = f"{n}.errors"
+            pops.insert(1, Population(err, M, "linear"))
+            projs = [Projection(f"{n}.error_in", P["input"], err, Weights("constant", {"value": 1.0 / s2}),
+                                Connectivity("one_to_one")),
+                     Projection(f"{n}.feedback", lat, err,
+                                file_weights(decoder_ref(block, transform="transpose", scale=-1.0 / s2))),
+                     Projection(f"{n}.error_drive", err, lat, file_weights(decoder_ref(block)))]
+        else:
+            projs = [Projection(f"{n}.drive", P["input"], lat, file_weights(decoder_ref(block, scale=1.0 / s2))),
+                     Projection(f"{n}.lateral", lat, lat,
+                                file_weights(decoder_ref(block, transform="gram", scale=-1.0 / s2)))]
+        return tuple(pops), tuple(projs) + (decode,)
 
     @dataclass(frozen=True, kw_only=True)
     class Params:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ir.nodes import Population, Projection
 from ..params import param
-from . import BlockDef, register_block
+from . import BlockDef, decoder_ref, file_weights, register_block
 
 
 @register_block
@@ -28,6 +29,24 @@ class LCABlock(BlockDef):
 
     kind = "lca"
     outputs = {"latents": "latent", "readout": "input"}
+
+    @classmethod
+    def expand(cls, block, net):
+        """``<b>.latents`` (K ``lca`` units restarting every ``iterations`` steps),
+        ``<b>.readout`` (M ``linear`` units); ``<b>.drive`` (input -> latents, ``Phi``),
+        ``<b>.lateral`` (``-Phi^T Phi``, self-connections kept: the unit adds its own activity
+        back, giving Rozell's ``-(Phi^T Phi - I) a``) and ``<b>.decode`` (``Phi^T``)."""
+        P = block.params
+        n = block.name
+        K, M = int(P["latent"]), int(decoder_ref(block).shape[0])
+        lat, rd = f"{n}.latents", f"{n}.readout"
+        pops = (Population(lat, K, "lca", {"lam": P["lam"], "dt_tau": P["dt_tau"],
+                                           "restart_every": int(P["iterations"])}),
+                Population(rd, M, "linear"))
+        projs = (Projection(f"{n}.drive", P["input"], lat, file_weights(decoder_ref(block))),
+                 Projection(f"{n}.lateral", lat, lat, file_weights(decoder_ref(block, transform="gram", scale=-1.0))),
+                 Projection(f"{n}.decode", lat, rd, file_weights(decoder_ref(block, transform="transpose"))))
+        return pops, projs
 
     @dataclass(frozen=True, kw_only=True)
     class Params:

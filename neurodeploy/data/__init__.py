@@ -107,8 +107,31 @@ def dataset_shape(name: str, samples: tuple[int, ...] | None) -> tuple[int, ...]
     return (count, *shape)
 
 
+#: ``ArrayRef.transform`` values: what each does to a 2-D array
+TRANSFORMS = {"transpose": "A^T", "gram": "A^T A"}
+
+
+def transformed_shape(shape: tuple[int, ...], transform: str | None) -> tuple[int, ...]:
+    """The shape of ``transform`` applied to an array of ``shape`` (DataError if not 2-D)."""
+    if transform is None:
+        return tuple(shape)
+    if transform not in TRANSFORMS:
+        raise DataError("ND207", f"unknown transform '{transform}'", "one of: " + ", ".join(TRANSFORMS))
+    if len(shape) != 2:
+        raise DataError("ND503", f"transform '{transform}' needs 2-D data; the array has shape {tuple(shape)}")
+    return (shape[1], shape[0]) if transform == "transpose" else (shape[1], shape[1])
+
+
+def _transform(arr: np.ndarray, transform: str | None) -> np.ndarray:
+    if transform is None:
+        return arr
+    transformed_shape(arr.shape, transform)  # checks
+    return arr.T.copy() if transform == "transpose" else arr.T @ arr
+
+
 def load_array(ref: ArrayRef, base_dir: str | Path = ".") -> np.ndarray:
-    """Materialise an :class:`ArrayRef` as a float64 array (values times ``ref.scale``)."""
+    """Materialise an :class:`ArrayRef` as a float64 array: the values, ``ref.transform``
+    applied, times ``ref.scale``."""
     if ref.source == "inline":
         arr = np.asarray(ref.values, dtype=float)
     elif ref.source == "file":
@@ -126,6 +149,7 @@ def load_array(ref: ArrayRef, base_dir: str | Path = ".") -> np.ndarray:
         arr = _load_dataset(ref.dataset, ref.samples)
     else:
         raise ValueError(f"unknown array source {ref.source!r}")
+    arr = _transform(arr, getattr(ref, "transform", None))
     if tuple(arr.shape) != tuple(ref.shape):
         raise DataError("ND503", f"array has shape {arr.shape}, expected {ref.shape} (did the file change?)")
     return arr * ref.scale

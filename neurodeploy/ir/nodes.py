@@ -36,8 +36,11 @@ class Simulation:
 class ArrayRef:
     """Array data: a file (.npy/.npz), a bundled dataset, or inline values.
 
-    ``shape`` is known at load time (read from the file header without loading the data).
-    ``scale`` multiplies the values (SI) when they are materialised.
+    ``shape`` is known at load time (read from the file header without loading the data); it is
+    the shape of the materialised array, i.e. after ``transform``. ``scale`` multiplies the values
+    (SI) when they are materialised. ``transform`` (2-D data only): ``transpose`` (A^T) or
+    ``gram`` (A^T A), applied before ``scale``; the block expansion derives its weight matrices
+    from one decoder file this way (:mod:`neurodeploy.passes.expand`).
     """
 
     source: str  # "file" | "dataset" | "inline"
@@ -49,6 +52,7 @@ class ArrayRef:
     values: Optional[tuple] = None  # inline (nested tuples of floats)
     scale: float = 1.0
     unit: str = "1"
+    transform: Optional[str] = None  # None | "transpose" | "gram"
 
 
 @dataclass(frozen=True)

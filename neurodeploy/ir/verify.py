@@ -45,7 +45,9 @@ def endpoints(net: Network) -> dict[str, Endpoint]:
     eps: dict[str, Endpoint] = {}
     for p in net.populations:
         model = NEURONS.get(p.model)
-        eps.setdefault(p.name, Endpoint(p.name, p.size, "population", model, spiking=True, node=p))
+        graded = bool(model is not None and model.graded)
+        eps.setdefault(p.name, Endpoint(p.name, p.size, "population", model, spiking=not graded, graded=graded,
+                                        node=p))
     for s in net.stimuli:
         if isinstance(s, (PoissonStimulus, SpikeTimesStimulus)):
             ep = Endpoint(s.name, s.size, "stimulus", NEURONS[s.model], spiking=True, node=s)
@@ -144,6 +146,11 @@ def _check(net: Network) -> Iterator[Problem]:
             if k not in infos:
                 yield Problem("ND401", path + ("params", k), f"'{p.model}' has no parameter '{k}'",
                               did_you_mean(k, infos) or "parameters: " + ", ".join(infos))
+        for k, (info, _) in infos.items():
+            ref = p.params.get(k) if info.kind == "data" else None
+            if isinstance(ref, dict) and "shape" in ref and math.prod(ref["shape"]) != p.size:
+                yield Problem("ND503", path + ("params", k),
+                              f"'{k}' has shape {tuple(ref['shape'])}; '{p.name}' needs one value per neuron ({p.size})")
         for k in p.init:
             if k not in model.state:
                 yield Problem("ND402", path + ("init", k), f"'{p.model}' has no state variable '{k}'",
@@ -306,6 +313,7 @@ def _check(net: Network) -> Iterator[Problem]:
                 yield Problem("ND205", path + ("weights",),
                               f"sign: {pr.sign} takes weight magnitudes, but {neg}",
                               "give non-negative weights (the sign is applied by 'sign:'), or use sign: mixed")
+        yield from _graded_problems(pr, path, src, tgt)
         if pr.delay < 0:
             yield Problem("ND205", path + ("delay",), "delay must not be negative")
         elif pr.delay > sim.duration:
@@ -353,7 +361,7 @@ def _check(net: Network) -> Iterator[Problem]:
         if ep.kind == "projection":
             allowed = ("weights",)
         elif ep.kind == "population" and ep.model is not None:
-            allowed = ("spikes",) + tuple(ep.model.state)
+            allowed = (() if ep.graded else ("spikes",)) + tuple(ep.model.state)
         elif ep.spiking and ep.kind in ("stimulus", "block output"):
             allowed = ("spikes",)
         else:
@@ -370,6 +378,8 @@ def _check(net: Network) -> Iterator[Problem]:
                     break
         if pb.period is not None and pb.period < sim.dt:
             yield Problem("ND205", path + ("period",), "period is shorter than dt")
+
+    yield from _algebraic_cycles(net, eps)
 
     # --- blocks ------------------------------------------------------------------------------
     graph: dict[str, str] = {}
@@ -405,6 +415,62 @@ def _check(net: Network) -> Iterator[Problem]:
             cycle = " -> ".join(seen_b + [start])
             yield Problem("ND502", ("blocks", i, "input"), f"blocks form a cycle: {cycle}",
                           "a block's input cannot depend on its own output")
+
+
+def _graded_problems(pr, path, src, tgt) -> Iterator[Problem]:
+    """Graded populations (``neurons/graded.py``) talk only to graded endpoints."""
+    tgt_graded = tgt is not None and tgt.model is not None and tgt.model.graded
+    if tgt_graded and src is not None and not src.graded:
+        yield Problem("ND505", path + ("source",),
+                      f"'{pr.target}' ({tgt.model.name}) takes graded input; '{pr.source}' sends spikes",
+                      "drive a graded model from a value-encoded array stimulus, a graded population or "
+                      "a block output")
+    if not tgt_graded and tgt is not None and src is not None and src.kind == "population" and src.graded:
+        yield Problem("ND505", path + ("target",),
+                      f"'{pr.source}' ({src.model.name}) sends graded values; '{pr.target}' "
+                      f"({tgt.model.name}) takes spikes",
+                      "a graded population can only drive graded models (ipvae, lca, linear)")
+    if tgt_graded or (src is not None and src.kind == "population" and src.graded):
+        if pr.delay:
+            yield Problem("ND505", path + ("delay",), "graded projections have no delay parameter",
+                          "remove 'delay': stateful graded models see their sources' previous output "
+                          "(one step), algebraic ones (linear) the current one")
+        if pr.plasticity is not None:
+            yield Problem("ND505", path + ("plasticity",),
+                          f"plasticity rule '{pr.plasticity.rule}' needs spikes on both sides; "
+                          f"'{pr.name}' carries graded values")
+
+
+def _algebraic_cycles(net: Network, eps) -> Iterator[Problem]:
+    """A loop of algebraic (stateless, same-step) populations has no solution order."""
+    alg = {p.name for p in net.populations if eps[p.name].model is not None and eps[p.name].model.algebraic}
+    feeds: dict[str, set[str]] = {n: set() for n in alg}
+    for pr in net.projections:
+        if pr.source in alg and pr.target in alg:
+            feeds[pr.source].add(pr.target)
+    state: dict[str, int] = {}
+
+    def visit(n, trail):
+        state[n] = 1
+        for m in sorted(feeds[n]):
+            if state.get(m) == 1:
+                return trail + [n, m]
+            if m not in state:
+                found = visit(m, trail + [n])
+                if found:
+                    return found
+        state[n] = 2
+        return None
+
+    for n in sorted(alg):
+        if n not in state:
+            cyc = visit(n, [])
+            if cyc:
+                i = next(k for k, p in enumerate(net.populations) if p.name == cyc[0])
+                yield Problem("ND502", ("populations", i, "model"),
+                              "algebraic (linear) populations form a loop: " + " -> ".join(cyc),
+                              "break the loop with a stateful population (ipvae, lca)")
+                return
 
 
 def _weight_shape(c, n_src, n_tgt):

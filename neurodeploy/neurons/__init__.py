@@ -1,6 +1,6 @@
 """Neuron models. Importing this package registers every shipped model."""
 
-from . import cuba_lif, integrate_fire, leaky_integrator, lif, sources  # noqa: F401  (registration side effect)
+from . import cuba_lif, graded, integrate_fire, leaky_integrator, lif, sources  # noqa: F401  (registration side effect)
 from .base import NEURONS, NeuronModel, get_neuron, register_neuron
 
 __all__ = ["NEURONS", "NeuronModel", "get_neuron", "register_neuron"]

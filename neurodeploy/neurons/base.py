@@ -49,6 +49,12 @@ class NeuronModel:
     current_input: ClassVar[str | None] = None
     #: True for sources (no incoming projections; they emit spikes from parameters or data)
     is_source: ClassVar[bool] = False
+    #: True for graded-output models (a number per neuron and step instead of a spike;
+    #: :mod:`neurodeploy.neurons.graded`): only graded sources may drive them, and the spiking
+    #: simulators refuse them
+    graded: ClassVar[bool] = False
+    #: graded models without state whose output is their input in the same step
+    algebraic: ClassVar[bool] = False
     equations: ClassVar[str] = ""
     threshold: ClassVar[str | None] = None
     reset: ClassVar[str | None] = None

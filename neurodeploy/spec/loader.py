@@ -8,13 +8,16 @@ documented in ``docs/spec.md``.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
 from ..blocks import BLOCKS
-from ..data import DATASETS, DataError, array_header, dataset_shape
+from ..data import DATASETS, TRANSFORMS, DataError, array_header, dataset_shape, transformed_shape
 from ..errors import Diagnostic, SpecError, format_path, one_of
 from ..ir import nodes as ir
+from ..ir.nodes import MAX_ARRAY_ELEMENTS
 from ..ir.serialize import _plain, to_dict
 from ..ir.verify import CONNECTIVITY, SIGNS, problems
 from ..neurons import NEURONS
@@ -163,8 +166,8 @@ class _Builder:
         self.model_of[name] = model
         params: dict[str, Any] = {}
         if "params" in m.entries:
-            params = r.params(m.get("params"), path + ("params",), model.Params if model else None,
-                              None, f"model '{model_name}'", check_unknown=False)
+            params = self.params_with_data(m.get("params"), path + ("params",), model.Params if model else None,
+                                           f"model '{model_name}'", check_unknown=False)
         init: dict[str, ir.Init] = {}
         if "init" in m.entries:
             im = r.mapping(m.get("init"), path + ("init",), list((m.get("init").entries if isinstance(m.get("init"), YMap) else {})), what="init")
@@ -320,8 +323,8 @@ class _Builder:
         ``extra_keys``: keys of an enclosing mapping that shares the node (sparse connectivity)."""
         r = self.r
         dummy = ir.ArrayRef("inline", (1,), values=(0.0,))
-        m = r.mapping(node, path, ["file", "key", "dataset", "samples", "inline", "unit", "scale", *extra_keys],
-                      what="array data")
+        m = r.mapping(node, path, ["file", "key", "dataset", "samples", "inline", "unit", "scale", "transform",
+                                   *extra_keys], what="array data")
         if m is None:
             return dummy
         sources = [k for k in ("file", "dataset", "inline") if k in m.entries]
@@ -341,20 +344,40 @@ class _Builder:
                     f"add e.g. unit: {Dim(unit).example().split(' ', 1)[1]}")
         if "scale" in m.entries:
             scale *= r.number(m.get("scale"), path + ("scale",))
-        src = sources[0]
+        ref = self._array_source(m, path, sources[0], scale, unit or "1")
+        if ref is None or "transform" not in m.entries:
+            return ref or dummy
+        transform = r.choice(m.get("transform"), path + ("transform",), list(TRANSFORMS))
+        if transform is None:
+            return dummy
+        try:
+            shape = transformed_shape(ref.shape, transform)
+        except DataError as e:
+            r.error(e.code, m.get("transform"), path + ("transform",), e.message, e.hint)
+            return dummy
+        if math.prod(shape) > MAX_ARRAY_ELEMENTS:
+            r.error("ND206", m.get("transform"), path + ("transform",),
+                    f"transform '{transform}' gives shape {shape}: {math.prod(shape):.3g} values exceed the limit "
+                    f"of {MAX_ARRAY_ELEMENTS:.0e}")
+            return dummy
+        return dataclasses.replace(ref, shape=shape, transform=transform)
+
+    def _array_source(self, m, path, src: str, scale: float, unit: str) -> ir.ArrayRef | None:
+        """The ArrayRef of one of ``file`` / ``dataset`` / ``inline`` (None after an error)."""
+        r = self.r
         if src == "inline":
             values = self._nested_numbers(m.get("inline"), path + ("inline",))
             if values is None:
-                return dummy
+                return None
             shape = _shape_of(values)
             if shape is None:
                 r.error("ND503", m.get("inline"), path + ("inline",), "inline rows have different lengths")
-                return dummy
-            return ir.ArrayRef("inline", shape, values=values, scale=scale, unit=unit or "1")
+                return None
+            return ir.ArrayRef("inline", shape, values=values, scale=scale, unit=unit)
         if src == "dataset":
             ds = r.choice(m.get("dataset"), path + ("dataset",), list(DATASETS))
             if ds is None:
-                return dummy
+                return None
             samples = None
             if "samples" in m.entries:
                 sn = m.get("samples")
@@ -368,17 +391,17 @@ class _Builder:
                         r.error("ND504", sn, path + ("samples",), f"dataset '{ds}' has {n} samples (0..{n - 1})")
                         samples = None
             return ir.ArrayRef("dataset", dataset_shape(ds, samples), dataset=ds, samples=samples,
-                               scale=scale, unit=unit or "1")
+                               scale=scale, unit=unit)
         rel = r.string(m.get("file"), path + ("file",))
         key = r.string(m.get("key"), path + ("key",)) if "key" in m.entries else None
         if not rel:
-            return dummy
+            return None
         try:
             shape, _ = array_header(self.base_dir / rel, key)
         except DataError as e:
             r.error(e.code, m.get("file"), path + ("file",), e.message, e.hint)
-            return dummy
-        return ir.ArrayRef("file", shape, path=rel, key=key, scale=scale, unit=unit or "1")
+            return None
+        return ir.ArrayRef("file", shape, path=rel, key=key, scale=scale, unit=unit)
 
     def _nested_numbers(self, node, path):
         r = self.r
@@ -534,16 +557,26 @@ class _Builder:
             r.error("ND202", node, path + ("name",), "a block needs 'name'")
         if bdef is None:
             return ir.Block(name, kind)  # verify reports the unknown kind with a suggestion
-        infos = param_infos(bdef.Params)
+        params = self.params_with_data(node, path, bdef.Params, f"block '{kind}'", skip=("name", "kind"),
+                                       fill_defaults=True)
+        return ir.Block(name, kind, params)
+
+    def params_with_data(self, node, path, cls, what: str, skip=(), **kw) -> dict:
+        """``r.params`` for ``cls``, plus its ``data`` parameters read as array references (plain
+        JSON data in the result); a missing required one is an error naming ``what``."""
+        r = self.r
+        infos = param_infos(cls) if cls is not None else {}
         data_keys = [k for k, (i, _) in infos.items() if i.kind == "data"]
-        rest = YMap({k: v for k, v in node.entries.items() if k not in ("name", "kind", *data_keys)}, node.span)
-        params = r.params(rest, path, bdef.Params, None, f"block '{kind}'", fill_defaults=True)
+        if not isinstance(node, YMap) or not data_keys:
+            return r.params(node, path, cls, None, what, **kw)
+        rest = YMap({k: v for k, v in node.entries.items() if k not in (*skip, *data_keys)}, node.span)
+        params = r.params(rest, path, cls, None, what, **kw)
         for k in data_keys:
             if k in node.entries:
                 params[k] = _plain(to_dict(self.array_ref(node.get(k), path + (k,), "1")))
             elif infos[k][1] is REQUIRED:
-                r.error("ND202", node, path + (k,), f"block '{kind}' needs '{k}'", infos[k][0].doc)
-        return ir.Block(name, kind, params)
+                r.error("ND202", node, path + (k,), f"{what} needs '{k}'", infos[k][0].doc)
+        return params
 
 
 def _shape_of(values) -> tuple[int, ...] | None:

@@ -28,7 +28,10 @@ def test_model_is_well_formed(name):
         dim_of_unit(unit)
     for var, p in m.state_defaults.items():
         assert var in m.state and p in m.param_infos()
-    if not m.is_source:
+    if m.graded:  # graded models take the weighted sum of their sources' outputs as "graded"
+        assert m.synaptic_target == "graded" and m.weight_unit == "1"
+        assert m.output_var in m.state and m.equations
+    elif not m.is_source:
         assert m.synaptic_target in m.state
         assert m.weight_unit == m.state[m.synaptic_target]
         assert m.equations

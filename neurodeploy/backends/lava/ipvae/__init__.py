@@ -27,11 +27,23 @@ import numpy as np
 
 from neurodeploy.backends.ipvae_common import chunks, ipvae_result, prepare_run
 from neurodeploy.backends.lava.procs import lazy_attribute
-from neurodeploy.backends.lava.ipvae.reference import FixedFormat, quantize_weights, seed_states
+from neurodeploy.backends.lava.ipvae.reference import (
+    CORE_LUT_BITS,
+    FixedFormat,
+    quantize_weights,
+    seed_states,
+)
 from neurodeploy.learn.ipvae import AVG_TAU
 
-__all__ = ["IPVAELatents", "PyIPVAELatentsFixed", "PyIPVAELatentsFloat", "fixed_format",
-           "run_ipvae_lava"]
+__all__ = ["DEFAULT_SAMPLER", "IPVAELatents", "PyIPVAELatentsFixed", "PyIPVAELatentsFloat", "SAMPLERS",
+           "fixed_format", "run_ipvae_lava"]
+
+#: count samplers of the fixed-point latents: ``full`` (rate / CDF table at u resolution 2^-8) or
+#: ``core`` (:meth:`FixedFormat.core_sized`, 2^-5: its packed table fits one Loihi 2 core next to
+#: the lateral weights). ``DEFAULT_SAMPLER`` is what :func:`run_ipvae_lava` (hence ``neurodeploy
+#: eval -t loihi2-sim``) and ``neurodeploy compile`` use unless told otherwise.
+SAMPLERS = ("full", "core")
+DEFAULT_SAMPLER = "core"
 
 _LAZY = {
     "IPVAELatents": "neurodeploy.backends.lava.ipvae.process",
@@ -44,14 +56,22 @@ def __getattr__(name: str) -> Any:
     return lazy_attribute(globals(), _LAZY, name)
 
 
-def fixed_format(p, frac_bits: int = 10, lut_bits: int = 8, count_bits: int = 8) -> FixedFormat:
+def fixed_format(p, frac_bits: int = 10, lut_bits: int | None = None, count_bits: int = 8,
+                 sampler: str = "full") -> FixedFormat:
+    """The :class:`FixedFormat` of the coder ``p`` (its bounds and clamp). ``sampler`` picks the
+    table resolution (``full``: 8 fractional bits; ``core``: ``CORE_LUT_BITS``, the core-sized
+    sampler); an explicit ``lut_bits`` overrides it."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if lut_bits is None:
+        lut_bits = CORE_LUT_BITS if sampler == "core" else 8
     return FixedFormat(frac_bits=frac_bits, lut_bits=lut_bits, count_bits=count_bits, u_min=p.u_min,
                        u_max=p.u_max, du_max=p.du_max, soft=p.soft)
 
 
 def run_ipvae_lava(arrays: dict, X, T: int, fixed: bool = False, seed: int = 0, batch: int = 8,
                    mode: str = "exact", connection: str = "dense", z0=None, frac_bits: int = 10,
-                   lut_bits: int = 8, count_bits: int = 8) -> dict:
+                   lut_bits: int | None = None, count_bits: int = 8, sampler: str | None = None) -> dict:
     """Run ``T`` iP-VAE iterations for every row of ``X`` (B, M) on Lava (``Loihi2SimCfg``,
     ``floating_pt`` or, with ``fixed``, ``fixed_pt``), ``batch`` images per Lava run.
 
@@ -66,6 +86,9 @@ def run_ipvae_lava(arrays: dict, X, T: int, fixed: bool = False, seed: int = 0, 
     ((batch K)^2 entries: keep ``batch`` <= ~16); ``'sparse'`` in a ``Sparse`` (batch K^2
     non-zeros), which measured 2-3x faster per image (T = 32, 2 cores: float 21 ms/image at
     batch 50 vs 51 ms/image for Dense at batch 8; fixed 27 vs 94 ms/image).
+
+    ``sampler`` (fixed point): ``'full'`` or ``'core'`` count table (:func:`fixed_format`;
+    default ``DEFAULT_SAMPLER``); ``lut_bits`` overrides its resolution.
     """
     from neurodeploy.compat.lava import ensure_lava_importable
 
@@ -83,7 +106,8 @@ def run_ipvae_lava(arrays: dict, X, T: int, fixed: bool = False, seed: int = 0, 
         raise ValueError(f"connection must be 'dense' or 'sparse', got {connection!r}")
     st = prepare_run(arrays, X, T, seed, mode, z0)
     p, X, B, K, D, W, rng, z0, T = st.p, st.X, st.B, st.K, st.D, st.W, st.rng, st.z0, st.T
-    fmt = fixed_format(p, frac_bits, lut_bits, count_bits) if fixed else None
+    sampler = DEFAULT_SAMPLER if sampler is None else sampler
+    fmt = fixed_format(p, frac_bits, lut_bits, count_bits, sampler) if fixed else None
     if fixed:
         q, s = quantize_weights(-W)
         w_block, lat_shift = 2 * q, s - 1 + fmt.frac_bits  # Lava stores mixed-sign weights as even mantissas

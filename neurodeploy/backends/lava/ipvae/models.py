@@ -25,7 +25,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa:
 from neurodeploy.backends.lava.ipvae.process import IPVAELatents  # noqa: E402
 from neurodeploy.backends.lava.ipvae.reference import (  # noqa: E402
     FixedFormat,
-    count_tables,
+    count_table,
     fixed_step,
     float_update,
     softplus_table,
@@ -80,7 +80,7 @@ def fixed_latent_setup(pp: dict, process: str):
     fmt = FixedFormat(frac_bits=pp["frac_bits"], lut_bits=pp["lut_bits"], count_bits=pp["count_bits"],
                       u_min=pp["u_min"], u_max=pp["u_max"], du_max=pp["du_max"], soft=pp["soft"])
     softplus_table(fmt)
-    count_tables(fmt)
+    count_table(fmt)
     return fmt, pp["lat_shift"], pp["avg_tau"]
 
 
@@ -88,7 +88,9 @@ def fixed_latent_setup(pp: dict, process: str):
 @requires(CPU)
 @tag("fixed_pt")
 class PyIPVAELatentsFixed(PyLoihiProcessModel):
-    """Fixed-point iP-VAE latents (format in ``reference.py``); counts clipped to count_bits."""
+    """Fixed-point iP-VAE latents (format in ``reference.py``); counts clipped to count_bits,
+    drawn from the packed count table of the format (``reference.count_table``; the core-sized
+    sampler is the same code with ``lut_bits = 5``)."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)

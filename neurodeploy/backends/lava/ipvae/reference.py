@@ -19,6 +19,13 @@ Fixed-point format (:class:`FixedFormat`)
   distribution ``floor(2^24 P(Z <= n))`` for ``n < 2^count_bits - 1``; the count is the number of
   entries not above a 24-bit uniform integer (inverse CDF), hence clipped to the payload
   ``[0, 2^count_bits - 1]`` (default 8 bits, 0..255);
+* the table is stored as :func:`count_table` packs it (and :func:`draw_counts` reads it so):
+  per level only the window of entries strictly between 0 (always counted: a ``skip`` count) and
+  ``2^24`` (never counted, the uniform is below it), and only up to the first level whose whole
+  row is 0 (every higher level draws ``count_max``). That storage gives the same counts as the
+  full table for every u and uniform; it only removes bytes. :meth:`FixedFormat.core_sized`
+  (``lut_bits = 5``) is the format whose packed table fits one Loihi 2 core next to the lateral
+  weights (:func:`count_table_bytes`);
 * the uniform integers come from one xorshift32 generator per neuron (state: uint32), the top
   24 bits of each new state.
 """
@@ -35,6 +42,8 @@ from neurodeploy.learn.ipvae import softclamp_upper_np
 
 UNIFORM_BITS = 24
 SOFTPLUS_RANGE = 8.0  # table domain |d| <= 8 (in u units)
+CORE_LUT_BITS = 5  # rate / CDF table resolution of FixedFormat.core_sized()
+CORE_MEMORY_BYTES = 128 * 1024  # a Loihi 2 core's synapse memory (research/loihi_lava.md §1.5)
 
 
 # --- float ------------------------------------------------------------------------------------
@@ -58,6 +67,16 @@ class FixedFormat:
     u_max: float = 10.0
     du_max: float = 10.0
     soft: bool = True
+
+    @classmethod
+    def core_sized(cls, **kw) -> "FixedFormat":
+        """The core-sized count sampler: the default format with the rate / CDF table indexed
+        by u rounded to ``CORE_LUT_BITS`` (5) fractional bits instead of 8 (rate steps of
+        ``2^-5`` in u, relative rate error <= 1.6 %), payload and everything else unchanged.
+        Packed (:func:`count_table`), its table is 45 KiB for u in [-8, 10] and 25 KiB for
+        [-8, 4] against 362 / 197 KiB at 8 bits (3.4 / 2.2 MiB unpacked). ``kw`` overrides
+        any field (``u_min``, ``u_max``, ... of the coder)."""
+        return cls(**{"lut_bits": CORE_LUT_BITS, **kw})
 
     @property
     def one(self) -> int:
@@ -146,6 +165,66 @@ def count_tables(fmt: FixedFormat) -> tuple[np.ndarray, np.ndarray]:
     return rates, cdf_q
 
 
+@dataclass(frozen=True)
+class CountTable:
+    """The rate / CDF table as stored (:func:`count_table`): ``levels`` rows, row ``l`` for
+    u = u_min + l 2^-lut_bits (higher levels read the last row). A row holds ``skip[l]``
+    (entries equal to 0, always counted) and its ``length[l]`` entries in ``(0, 2^24)``;
+    ``window`` is the rows padded to the widest with ``2^24`` (never counted)."""
+
+    skip: np.ndarray  # (levels,) int32
+    length: np.ndarray  # (levels,) int32
+    window: np.ndarray  # (levels, width) int32
+
+    @property
+    def levels(self) -> int:
+        return len(self.skip)
+
+    @property
+    def entries(self) -> int:
+        return int(self.length.sum())
+
+
+@lru_cache(maxsize=8)
+def count_table(fmt: FixedFormat) -> CountTable:
+    """The packed count table of ``fmt``: :func:`count_tables`'s CDF without its 0 and 2^24
+    entries and without the levels above the first all-zero row (all draw ``count_max``).
+    :func:`draw_counts` with it equals the full table's inverse CDF bit for bit (the CDF rows
+    are non-decreasing, so the zeros are a prefix and the 2^24 entries a suffix)."""
+    _, cdf = count_tables(fmt)
+    full = 1 << UNIFORM_BITS
+    if cdf.min() < 0 or cdf.max() > full or np.any(np.diff(cdf, axis=1) < 0):
+        raise AssertionError("count table rows must be non-decreasing in [0, 2^24]")
+    sat = np.nonzero((cdf == 0).all(axis=1))[0]
+    cdf = cdf[: sat[0] + 1] if len(sat) else cdf
+    skip = (cdf == 0).sum(axis=1).astype(np.int32)
+    length = ((cdf < full).sum(axis=1) - skip).astype(np.int32)
+    width = max(int(length.max()), 1)
+    window = np.full((len(cdf), width), full, np.int32)
+    for i, (a, n) in enumerate(zip(skip, length)):
+        window[i, :n] = cdf[i, a:a + n]
+    return CountTable(skip=skip, length=length, window=window)
+
+
+def count_table_bytes(fmt: FixedFormat) -> dict:
+    """Memory of ``fmt``'s count table: ``full`` (every level, ``count_max`` 24-bit entries
+    each: :func:`count_tables`) and ``packed`` (:func:`count_table`: the entries of each row's
+    window plus a row header of a start pointer and the skip count, rounded up to whole
+    bytes), with the sizes behind them."""
+    rates, cdf = count_tables(fmt)
+    tab = count_table(fmt)
+    pointer_bits = max(1, int(np.ceil(np.log2(tab.entries + 1))))
+    header_bytes = -(-(pointer_bits + fmt.count_bits) // 8)
+    entry_bytes = UNIFORM_BITS // 8
+    return {"full": int(cdf.size * entry_bytes), "full_levels": int(len(rates)),
+            "full_entries_per_level": int(cdf.shape[1]),
+            "packed": int(tab.entries * entry_bytes + tab.levels * header_bytes),
+            "packed_levels": tab.levels, "packed_entries": tab.entries,
+            "packed_widest_row": int(tab.length.max()), "entry_bits": UNIFORM_BITS,
+            "row_header_bits": pointer_bits + fmt.count_bits,
+            "row_header_bytes": header_bytes}
+
+
 def lut_level(u_q, fmt: FixedFormat) -> np.ndarray:
     """Table level of ``u_q``: u rounded to lut_bits fractional bits, minus the table's origin."""
     lo = int(np.floor(fmt.u_min * (1 << fmt.lut_bits)))
@@ -168,12 +247,13 @@ def seed_states(n: int, seed: int) -> np.ndarray:
 
 
 def draw_counts(u_q, state, fmt: FixedFormat) -> tuple[np.ndarray, np.ndarray]:
-    """(counts, new_state): inverse-CDF Poisson counts of rate exp(u), clipped to the payload."""
+    """(counts, new_state): inverse-CDF Poisson counts of rate exp(u), clipped to the payload,
+    read from the packed table (:func:`count_table`): ``skip + #(window entries <= uniform)``."""
     new = xorshift32(state)
     uni = (new >> np.uint32(32 - UNIFORM_BITS)).astype(np.int32)
-    _, cdf = count_tables(fmt)
-    level = lut_level(u_q, fmt)
-    counts = (uni[:, None] >= cdf[level]).sum(axis=1)
+    tab = count_table(fmt)
+    level = np.minimum(lut_level(u_q, fmt), tab.levels - 1)
+    counts = tab.skip[level] + (uni[:, None] >= tab.window[level]).sum(axis=1)
     return counts.astype(np.int32), new.astype(np.int64)
 
 

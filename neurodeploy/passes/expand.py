@@ -1,0 +1,60 @@
+"""The ``expand`` pass: high-level blocks become populations and projections.
+
+Each block kind says how it expands (``BlockDef.expand``; see :mod:`neurodeploy.blocks.ipvae`
+and :mod:`neurodeploy.blocks.lca`). The expanded nodes are named ``<block>.<part>``, so a
+reference to a block output elsewhere in the spec (``coder.latents``, ``coder.readout``) names
+the expanded population directly. Weight matrices are not copied: they are array references
+to the block's decoder with a ``transform`` (``transpose``, ``gram``) and a ``scale``
+(:class:`~neurodeploy.ir.nodes.ArrayRef`), so ``ir.json`` stays small and every consumer
+that materialises the weights gets the same matrices.
+
+The expanded network holds graded populations (:mod:`neurodeploy.neurons.graded`):
+:func:`neurodeploy.blocks.graded_sim.simulate_graded` runs it in numpy, the iP-VAE and LCA
+lowerings (``neurodeploy eval``) recognise it (:func:`neurodeploy.blocks.run_ipvae.coder_of`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..blocks import BLOCKS
+from ..errors import UsageError
+from ..ir.nodes import Network
+from ..ir.verify import verify
+
+
+def expand(net: Network, check: bool = True) -> Network:
+    """``net`` with every block replaced by its populations and projections (verified when
+    ``check``). A network without blocks is returned as is."""
+    if not net.blocks:
+        return net
+    pops, projs = list(net.populations), list(net.projections)
+    for b in net.blocks:
+        bdef = BLOCKS.get(b.kind)
+        if bdef is None or not hasattr(bdef, "expand"):
+            raise UsageError(f"block '{b.name}': kind '{b.kind}' cannot be expanded")
+        new_pops, new_projs = bdef.expand(b, net)
+        pops.extend(new_pops)
+        projs.extend(new_projs)
+    out = dataclasses.replace(net, populations=tuple(pops), projections=tuple(projs), blocks=())
+    return verify(out) if check else out
+
+
+def expansion_summary(before: Network, after: Network) -> list[str]:
+    """One line per node the expansion added (for ``neurodeploy compile`` / ``inspect``)."""
+    old = {p.name for p in before.populations} | {p.name for p in before.projections}
+    lines = []
+    for p in after.populations:
+        if p.name not in old:
+            lines.append(f"population {p.name}: {p.size} x {p.model}")
+    for pr in after.projections:
+        if pr.name not in old:
+            w = pr.weights
+            how = w.kind
+            if w.data is not None:
+                how = f"{w.data.path or w.data.source}" + (f" [{w.data.transform}]" if w.data.transform else "")
+                how += f" x {w.data.scale:.6g}" if w.data.scale != 1 else ""
+            elif w.kind == "constant":
+                how = f"{w.params['value']:.6g}"
+            lines.append(f"projection {pr.name}: {pr.source} -> {pr.target} ({pr.connectivity.kind}, {how})")
+    return lines
