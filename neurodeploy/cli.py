@@ -82,6 +82,12 @@ def cmd_check(args) -> int:
         errors = [d for d in diags if d.severity == "error"]
         ok = net is not None and not errors
         summary = None
+        expansion = []
+        if ok and args.expand and net.blocks:
+            from .passes.expand import expand, expansion_summary
+
+            before, net = net, expand(net)
+            expansion = expansion_summary(before, net)
         if ok:
             summary = {
                 "name": net.name,
@@ -94,6 +100,8 @@ def cmd_check(args) -> int:
                 "dt_s": net.simulation.dt,
                 "steps": net.simulation.steps,
             }
+            if args.expand:
+                summary["expanded"] = expansion
             if args.ir:
                 atomic_write_text(args.ir, to_json(net))
         else:
@@ -110,6 +118,8 @@ def cmd_check(args) -> int:
                       f"{_n(s['probes'], 'probe')}" + (f", {_n(s['blocks'], 'block')}" if s["blocks"] else "")
                       + f"; {s['steps']} steps of {s['dt_s'] * 1e3:g} ms"
                       + (f" ({warn} warning{'s' * (warn != 1)})" if warn else ""))
+                for line in expansion:
+                    print(f"    + {line}")
             else:
                 n = len(errors) or len(diags)
                 print(f"FAIL {f}: {n} error{'s' * (n != 1)}", file=sys.stderr)
@@ -432,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or directories")
     sp.add_argument("--json", action="store_true", help="print machine-readable records")
     sp.add_argument("--ir", metavar="FILE", help="also write the verified IR as JSON (one spec only)")
+    sp.add_argument("--expand", action="store_true",
+                    help="expand blocks (ipvae, lca) into their populations and projections first: list what "
+                         "each block became, and write the expanded IR with --ir")
 
     sp = add("info", cmd_info, "versions, and which backends and targets are available here",
              "neurodeploy info --json")

@@ -21,7 +21,8 @@ weights; no index overhead assumed); the fan-in (K) must not exceed ``fan_in_axo
 Measured at compile time on ``MEASURE_IMAGES`` held-out images (the dataset's held-out split,
 or the stimulus's rows when it is not a dataset) at the block's ``iterations``, all in numpy:
 a float64 reference (exact Poisson counts), float runs with one approximation switched on at a
-time (8-bit weights; the rate table), and the full fixed-point model
+time (8-bit weights; the rate table), the fixed-point model with the other count sampler (the
+full table vs the core-sized one, same seed: the sampler's effect), and the full fixed-point model
 (:func:`neurodeploy.backends.lava.ipvae.reference.fixed_step`, which the Lava ``fixed_pt``
 ProcessModel matches bit for bit: ``tests/backends/test_ipvae_spiking.py``). The fixed run also
 gives the synaptic operations: per inference, the graded spikes sent (non-zero counts of
@@ -224,12 +225,38 @@ def resources(K: int, M: int, target: Target, weight_bits: int) -> dict:
     }
 
 
-def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_IMAGES, seed: int = 0,
-                  log=None) -> tuple[dict, dict]:
-    """Write ``ipvae_params.npz``, ``compile_report.json``, ``ir.json`` and ``manifest.json``
-    under ``out_dir``; returns (report, files)."""
-    from ..backends.ipvae_common import ipvae_params, lateral_matrix
+def sampler_sizes(p, res: dict, target: Target) -> dict:
+    """Count-table memory of the ``full`` and the ``core`` sampler of coder ``p`` (unpacked and
+    packed, :func:`~neurodeploy.backends.lava.ipvae.reference.count_table_bytes`) and whether the
+    packed table fits one core's synapse memory next to that core's lateral weights (every core
+    holding latents needs its own copy)."""
     from ..backends.lava.ipvae import fixed_format
+    from ..backends.lava.ipvae.reference import CORE_MEMORY_BYTES, count_table_bytes
+
+    mem_bits = target.limits.get("synapse_memory_bits_per_core")
+    mem = int(mem_bits // 8) if mem_bits else CORE_MEMORY_BYTES
+    lateral = int(res["synapse_memory_bits_per_core_used"] // 8)
+    out = {"core_memory_bytes": mem, "lateral_bytes_per_core": lateral}
+    for name in ("full", "core"):
+        fmt = fixed_format(p, sampler=name)
+        b = count_table_bytes(fmt)
+        out[name] = {"lut_bits": fmt.lut_bits, "levels": b["full_levels"], "entries_per_level": b["full_entries_per_level"],
+                     "bytes_unpacked": b["full"], "bytes_packed": b["packed"],
+                     "packed_levels": b["packed_levels"], "packed_entries": b["packed_entries"],
+                     "packed_widest_row": b["packed_widest_row"], "row_header_bytes": b["row_header_bytes"],
+                     "fits_core_with_lateral_unpacked": bool(b["full"] + lateral <= mem),
+                     "fits_core_with_lateral_packed": bool(b["packed"] + lateral <= mem)}
+    return out
+
+
+def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_IMAGES, seed: int = 0,
+                  log=None, sampler: str | None = None) -> tuple[dict, dict]:
+    """Write ``ipvae_params.npz``, ``compile_report.json``, ``ir.json`` and ``manifest.json``
+    under ``out_dir``; returns (report, files). ``sampler`` (``'full'`` or ``'core'``, default
+    :data:`~neurodeploy.backends.lava.ipvae.DEFAULT_SAMPLER`) is the count table the compiled
+    latents use; the report measures the other one against it too."""
+    from ..backends.ipvae_common import ipvae_params, lateral_matrix
+    from ..backends.lava.ipvae import DEFAULT_SAMPLER, SAMPLERS, fixed_format
     from ..backends.lava.ipvae.reference import (
         SOFTPLUS_RANGE,
         UNIFORM_BITS,
@@ -239,6 +266,9 @@ def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_I
     from .run_ipvae import block_arrays, block_form, ipvae_block
 
     _check_target(target)
+    sampler = DEFAULT_SAMPLER if sampler is None else sampler
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     t0 = time.perf_counter()
     block = ipvae_block(net)
     arrays = block_arrays(net, block)
@@ -246,11 +276,13 @@ def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_I
         return _compile_pc(net, target, block, arrays, out_dir, images, seed, log, t0)
     p = ipvae_params(arrays)
     K, M, T = p.latents, p.inputs, int(block.params["iterations"])
-    fmt = fixed_format(p)
+    fmt = fixed_format(p, sampler=sampler)
+    other = "full" if sampler == "core" else "core"
     W = lateral_matrix(p)
     q, s = quantize_weights(-W)
     wbits = int(target.precision.get("weight_bits", 8))
     res = resources(K, M, target, wbits)
+    sizes = sampler_sizes(p, res, target)
 
     X, desc = _measure_images(net, block, images)
     say = log or (lambda msg: None)
@@ -260,6 +292,8 @@ def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_I
     qW = _float_run(p, X, T, seed, L=q * 2.0 ** s)  # same seed: common random numbers
     lut = _float_run(p, X, T, seed, lut_bits=fmt.lut_bits, count_max=fmt.count_max)
     fx = _fixed_run(p, X, T, seed, fmt, q, s)
+    fx_other = _fixed_run(p, X, T, seed, fixed_format(p, sampler=other), q, s)  # same seed and PRNG states
+    fx_core, fx_full = (fx, fx_other) if sampler == "core" else (fx_other, fx)
     t_measure = time.perf_counter() - t1
 
     rel = np.abs(q * 2.0 ** s - (-W)) / max(np.abs(W).max(), 1e-300)
@@ -283,14 +317,23 @@ def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_I
                   "fits_bias_mantissa": None if bias_bits is None else bool(drive_bits <= bias_bits),
                   "note": "the CPU model holds the drive as an integer Var; on Loihi 2 a drive wider than "
                           "the bias mantissa needs the bias exponent (coarser steps) or a second input"},
-        "rate_table": {"indexed_by": f"u rounded to {fmt.lut_bits} fractional bits", "levels": int(len(rates)),
+        "rate_table": {"sampler": sampler, "indexed_by": f"u rounded to {fmt.lut_bits} fractional bits",
+                       "levels": int(len(rates)),
                        "entries_per_level": int(cdf.shape[1]), "entry_bits": UNIFORM_BITS,
                        "bytes": int(cdf.size * UNIFORM_BITS // 8),
+                       "bytes_packed": sizes[sampler]["bytes_packed"],
+                       "fits_core_with_lateral": sizes[sampler]["fits_core_with_lateral_packed"],
                        "content": "integer Poisson CDF floor(2^24 P(Z <= n)), n < 2^count_bits - 1",
+                       "storage": "packed: per level only the entries in (0, 2^24) (leading zeros kept as a skip "
+                                  "count, entries 2^24 are never counted), levels above the first all-zero row "
+                                  "dropped (they draw count_max), a row header of start pointer + skip; the "
+                                  "same counts as the unpacked table for every u and uniform",
+                       "samplers": sizes,
                        "bytes_if_cut_at_largest_count": int(len(rates) * (fx["z_max"] + 1) * UNIFORM_BITS // 8),
-                       "note": "the full table is far larger than a Loihi 2 core's memory; a hardware build "
-                               "would cut it at the largest count needed, share it across cores, or draw "
-                               "counts by Bernoulli sub-steps (not implemented)"},
+                       "note": "'full' (2^-8 levels) is far larger than a Loihi 2 core's memory even packed; "
+                               "'core' (FixedFormat.core_sized, 2^-5 levels) packed fits next to the lateral "
+                               "weights when fits_core_with_lateral_packed says so (assumes the table shares "
+                               "the synapse memory; no microcode for the table walk is implemented)"},
         "softplus_table": {"domain": f"|c - y| <= {SOFTPLUS_RANGE:g}", "entries": int(2 * SOFTPLUS_RANGE * fmt.one + 1),
                            "used": p.soft},
         "prng": {"kind": "xorshift32 per neuron (uint32 state)", "uniform_bits": UNIFORM_BITS,
@@ -311,6 +354,20 @@ def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_I
         {"name": "rate / CDF table", "what": f"exp(u) and the Poisson CDF looked up at u rounded to 2^-{fmt.lut_bits}",
          "bound": f"rate relative error <= {math.expm1(2.0 ** -(fmt.lut_bits + 1)):.2e}",
          "measured_effect": _effect(lut, ref), "how": "float run with u rounded before exp and counts clipped to the payload vs float"},
+        {"name": "core-sized count sampler",
+         "what": f"table levels at u rounded to 2^-{sizes['core']['lut_bits']} instead of 2^-{sizes['full']['lut_bits']}, "
+                 f"packed: {sizes['core']['bytes_packed']} bytes vs {sizes['full']['bytes_packed']} packed / "
+                 f"{sizes['full']['bytes_unpacked']} unpacked ({'used' if sampler == 'core' else 'not used'} here)",
+         "bound": f"rate relative error <= {math.expm1(2.0 ** -(sizes['core']['lut_bits'] + 1)):.2e} "
+                  f"(full: {math.expm1(2.0 ** -(sizes['full']['lut_bits'] + 1)):.2e})",
+         "sampler": sampler,
+         "bytes": {"full_unpacked": sizes["full"]["bytes_unpacked"], "full_packed": sizes["full"]["bytes_packed"],
+                   "core_packed": sizes["core"]["bytes_packed"], "lateral_per_core": sizes["lateral_bytes_per_core"],
+                   "core_memory": sizes["core_memory_bytes"]},
+         "fits_core_with_lateral": {"full": sizes["full"]["fits_core_with_lateral_packed"],
+                                    "core": sizes["core"]["fits_core_with_lateral_packed"]},
+         "measured_effect": _effect(fx_core, fx_full),
+         "how": "fixed-point run with the core-sized table minus the full table (same seed and PRNG states)"},
         {"name": f"{fmt.count_bits}-bit count payload", "what": f"counts clipped to {fmt.count_max}",
          "bound": "exact unless a rate exceeds ~200",
          "measured": {"clipped_counts_fixed": fx["clipped"], "fraction": fx["clipped"] / n_cells,
@@ -345,6 +402,7 @@ def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_I
         "approximations": approximations,
         "measurement": {"images": desc, "seed": seed, "T": T, "float": _summary(ref), "fixed": _summary(fx),
                         "weights_8bit": _summary(qW), "rate_table": _summary(lut),
+                        "sampler": sampler, f"fixed_{other}_sampler": _summary(fx_other),
                         "fixed_vs_float": total, "seconds": round(t_measure, 2),
                         "how": "numpy: float64 reference and the fixed_pt reference model "
                                "(bit-exact with the Lava ProcessModel); float runs share one seed, the fixed run has its own PRNG"},
@@ -357,10 +415,23 @@ def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_I
                         u_min_q=np.asarray(fmt.u_min_q), u_max_q=np.asarray(fmt.u_max_q),
                         du_max_q=np.asarray(fmt.du_max_q), frac_bits=np.asarray(fmt.frac_bits),
                         lut_bits=np.asarray(fmt.lut_bits), count_bits=np.asarray(fmt.count_bits),
-                        soft_clamp=np.asarray(p.soft),
+                        soft_clamp=np.asarray(p.soft), **_packed_table(fmt),
                         host_Phi=p.Phi, host_sigma=p.sigma, host_eta=np.asarray(p.eta), host_b=p.b)
     return _write_artifacts(net, target, block, out, buf, report, t0, t_measure,
                             "IPVAELatents (fixed_pt) + Sparse/Dense lateral")
+
+
+def _packed_table(fmt) -> dict:
+    """The packed count table as deployable arrays: ``count_table_skip`` and
+    ``count_table_start`` per level (uint8 / int32) and the concatenated ``count_table_entries``
+    (int32, 24-bit values); row l is entries[start[l]:start[l + 1]]."""
+    from ..backends.lava.ipvae.reference import count_table
+
+    tab = count_table(fmt)
+    start = np.concatenate([[0], np.cumsum(tab.length)]).astype(np.int32)
+    entries = np.concatenate([tab.window[i, :n] for i, n in enumerate(tab.length)]).astype(np.int32)
+    return {"count_table_skip": tab.skip.astype(np.uint8 if fmt.count_bits <= 8 else np.int32),
+            "count_table_start": start, "count_table_entries": entries}
 
 
 def _compile_pc(net: Network, target: Target, block, arrays, out_dir, images, seed, log, t0):
@@ -565,8 +636,11 @@ def summary_text(r: dict) -> str:
         f"{c['synops_per_inference']:.3g} graded ({c['graded_spikes_per_inference']:.3g} spikes x {r['latents']}); "
         f"{c['synops_per_inference_unary']:.3g} if counts were unary spikes",
         f"  formats: u {f['u']['q_format']} in [{f['u']['range'][0]:g}, {f['u']['range'][1]:g}] ({f['u']['bits']} bits); "
-        f"rate/CDF table {f['rate_table']['levels']} x {f['rate_table']['entries_per_level']} x "
-        f"{f['rate_table']['entry_bits']} bit ({f['rate_table']['bytes'] / 1024:.0f} KiB); PRNG xorshift32; "
+        f"rate/CDF table ({f['rate_table']['sampler']} sampler) {f['rate_table']['levels']} x "
+        f"{f['rate_table']['entries_per_level']} x {f['rate_table']['entry_bits']} bit "
+        f"({f['rate_table']['bytes'] / 1024:.0f} KiB, packed {f['rate_table']['bytes_packed'] / 1024:.1f} KiB, "
+        f"{'fits' if f['rate_table']['fits_core_with_lateral'] else 'does not fit'} a core with the lateral weights); "
+        f"PRNG xorshift32; "
         f"payload {f['payload']['bits']} bits; weights {f['weights']['bits']} bit, exponent {f['weights']['exponent']}",
         "  approximations (effect vs float, mean +- SE over images):",
     ]
@@ -575,4 +649,4 @@ def summary_text(r: dict) -> str:
                          f"{ms['largest_count_float']:g})"))
 
 
-__all__ = ["MEASURE_IMAGES", "compile_ipvae", "resources", "summary_text"]
+__all__ = ["MEASURE_IMAGES", "compile_ipvae", "resources", "sampler_sizes", "summary_text"]

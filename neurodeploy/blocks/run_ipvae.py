@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendError, NotImplementedYet, UsageError
-from ..ir.nodes import ArrayRef, ArrayStimulus, Block, Network
+from ..ir.nodes import ArrayStimulus, Block, Network
 from ..targets import Target
 
 #: images per Brian2 / Lava run (memory ~ batch K^2 synapses; see the backends' docs)
@@ -72,61 +72,182 @@ def find_block(net: Network, kind: str, name: str | None = None) -> Block:
     return blocks[0]
 
 
-def ipvae_block(net: Network, name: str | None = None) -> Block:
-    """The spec's ``ipvae`` block (``name`` picks one when there are several)."""
-    return find_block(net, "ipvae", name)
+@dataclasses.dataclass(frozen=True)
+class Coder:
+    """An iP-VAE or LCA coder recognised in an expanded network: what the target lowerings run.
+
+    It reads like the block it came from (``name``, ``kind``, ``params`` with ``input``,
+    ``iterations``, ``form`` and ``latent``), so a hand-written expanded network and a block
+    evaluate the same way. ``arrays``: for ``ipvae`` the keys of ``IPVAE.export_arrays()``
+    (``Phi``, ``u0``, ``b``, ``eta``, ``sigma``, caps); for ``lca`` ``Phi``, ``lam``, ``dt_tau``.
+    ``latents``: the name of the latent population.
+    """
+
+    name: str
+    kind: str
+    params: dict
+    arrays: dict
+    latents: str
+
+
+#: relative tolerance of the structure check (weights equal to the pattern up to rounding)
+STRUCTURE_RTOL = 1e-9
+
+
+def _close(W, want) -> float:
+    """Max abs difference of ``W`` and ``want`` relative to max |want| (inf on shape mismatch)."""
+    W, want = np.asarray(W), np.asarray(want)
+    if W.shape != want.shape:
+        return float("inf")
+    return float(np.abs(W - want).max() / max(np.abs(want).max(), 1e-300))
+
+
+def _scale_of(W, Phi) -> float:
+    """The c that best fits ``W = c Phi`` (least squares)."""
+    return float(np.vdot(W, Phi) / max(np.vdot(Phi, Phi), 1e-300))
+
+
+def _coder_of(net: Network, pop) -> Coder:
+    """Recognise the expanded ``ipvae`` / ``lca`` structure around latent population ``pop``
+    and recover the deployable arrays (NotImplementedYet naming what does not match)."""
+    from .graded_sim import dense_weights, population_params
+
+    name = pop.name[:-len(".latents")] if pop.name.endswith(".latents") else pop.name
+    models = {p.name: p.model for p in net.populations}
+    into = [pr for pr in net.projections if pr.target == pop.name]
+    outs = [pr for pr in net.projections if pr.source == pop.name and pr.target != pop.name
+            and models.get(pr.target) == "linear"]
+
+    def refuse(why: str):
+        raise NotImplementedYet(
+            f"'{pop.name}' ({pop.model}): {why}. The {pop.model} lowerings run the structure the "
+            f"'{pop.model}' block expands into (docs/ipvae.md, \"Block expansion\"); "
+            "neurodeploy.blocks.graded_sim.simulate_graded runs any graded network in numpy")
+
+    def is_value_stimulus(ref):
+        try:
+            node = net.node(ref)
+        except KeyError:
+            return False
+        return isinstance(node, ArrayStimulus) and node.encoding == "value"
+
+    lateral = [pr for pr in into if pr.source == pop.name]
+    drive = [pr for pr in into if is_value_stimulus(pr.source)]
+    via_errors = [pr for pr in into if models.get(pr.source) == "linear"]
+    errors = via_errors[0].source if len(via_errors) == 1 else None
+    decode = [pr for pr in outs if pr.target != errors]
+    if len(decode) != 1:
+        refuse(f"needs exactly one projection to a linear readout (has {len(decode)})")
+    Phi = dense_weights(net, decode[0]).T  # decode weights are (K, M) = Phi^T
+    checks = []
+    if len(into) == 2 and len(lateral) == 1 and len(drive) == 1:
+        form, stim = "lateral", drive[0].source
+        Wd = dense_weights(net, drive[0])
+        c = _scale_of(Wd, Phi)
+        checks += [(drive[0].name, Wd, c * Phi), (lateral[0].name, dense_weights(net, lateral[0]), -c * Phi.T @ Phi)]
+    elif pop.model == "ipvae" and len(into) == 1 and errors is not None:
+        form = "predictive_coding"
+        e_in = [pr for pr in net.projections if pr.target == errors]
+        fb = [pr for pr in e_in if pr.source == pop.name]
+        ext = [pr for pr in e_in if is_value_stimulus(pr.source)]
+        if len(e_in) != 2 or len(fb) != 1 or len(ext) != 1:
+            refuse(f"error units '{errors}' need one input from a value stimulus and one from the latents")
+        stim = ext[0].source
+        We = dense_weights(net, ext[0])
+        c = float(np.mean(np.diag(We))) if We.shape[0] == We.shape[1] else float("nan")
+        checks += [(ext[0].name, We, c * np.eye(len(We)) if np.isfinite(c) else np.zeros((0, 0))),
+                   (fb[0].name, dense_weights(net, fb[0]), -c * Phi.T),
+                   (via_errors[0].name, dense_weights(net, via_errors[0]), Phi)]
+    else:
+        refuse("needs either a drive from a value stimulus plus a self (lateral) projection, or (ipvae) "
+               "one projection from linear error units")
+    if not np.isfinite(c) or c <= 0:
+        refuse(f"the input scale 1/sigma^2 must be positive (found {c:.6g})")
+    for pname, W, want in checks:
+        err = _close(W, want)
+        if err > STRUCTURE_RTOL:
+            refuse(f"projection '{pname}' is not the expected multiple of the decoder "
+                   f"(relative error {err:.2g} > {STRUCTURE_RTOL:g})")
+    prm = population_params(net, pop)
+    iterations = int(prm.restart_every) or None
+    if iterations is None:
+        from ..materialize import frame_steps
+
+        iterations = frame_steps(net, net.node(stim))
+    K = pop.size
+    params = {"input": stim, "iterations": iterations, "form": form, "latent": K}
+    if pop.model == "lca":
+        if abs(c - 1.0) > STRUCTURE_RTOL:
+            refuse(f"LCA's drive must be Phi itself (found {c:.6g} Phi)")
+        arrays = {"Phi": Phi, "lam": float(prm.lam), "dt_tau": float(prm.dt_tau)}
+        params.update(lam=float(prm.lam), dt_tau=float(prm.dt_tau))
+        return Coder(name, "lca", params, arrays, pop.name)
+    u0 = np.full(K, PRIOR_DEFAULT) if prm.prior is None else np.asarray(prm.prior, float).reshape(K)
+    b = np.full(K, -np.inf) if prm.bias is None else np.asarray(prm.bias, float).reshape(K)
+    arrays = {"Phi": Phi, "u0": u0, "b": b, "eta": np.array(float(prm.step_size)),
+              "sigma": np.full(Phi.shape[0], float(np.sqrt(1.0 / c))), "u_max": np.array(float(prm.u_max)),
+              "du_max": np.array(float(prm.du_max)), "u_min": np.array(float(prm.u_min)),
+              "soft_clamp": np.array(prm.clamp == "soft")}
+    params.update(step_size=float(prm.step_size), sigma=float(np.sqrt(1.0 / c)))
+    return Coder(name, "ipvae", params, arrays, pop.name)
+
+
+def coders(net: Network, kind: str | None = None) -> list[Coder]:
+    """Every iP-VAE / LCA coder of ``net`` (its blocks expanded first), optionally of one ``kind``."""
+    from ..passes.expand import expand
+
+    x = expand(net)
+    return [_coder_of(x, p) for p in x.populations
+            if p.model in ("ipvae", "lca") and (kind is None or p.model == kind)]
+
+
+def find_coder(net: Network, kind: str, name: str | None = None) -> Coder:
+    """The spec's one ``kind`` coder (block or expanded populations; ``name`` picks one)."""
+    found = [c for c in coders(net, kind) if name is None or c.name == name]
+    if not found:
+        raise UsageError(f"spec '{net.name}' has no {kind} block" + (f" called '{name}'" if name else "")
+                         + f" (nor a population of model '{kind}')")
+    if len(found) > 1:
+        raise UsageError(f"spec '{net.name}' has {len(found)} {kind} coders "
+                         f"({', '.join(c.name for c in found)}); evaluating several is not supported")
+    return found[0]
+
+
+def has_coder(net: Network, kind: str) -> bool:
+    """A ``kind`` block, or a population of model ``kind`` (cheap: nothing is expanded)."""
+    return any(b.kind == kind for b in net.blocks) or any(p.model == kind for p in net.populations)
+
+
+def ipvae_block(net: Network, name: str | None = None) -> Coder:
+    """The spec's ``ipvae`` coder, from its expanded block (``name`` picks one)."""
+    return find_coder(net, "ipvae", name)
 
 
 def has_ipvae_block(net: Network) -> bool:
-    return any(b.kind == "ipvae" for b in net.blocks)
+    return has_coder(net, "ipvae")
 
 
 def _base_dir(net: Network) -> Path:
     return Path(net.origin).parent if net.origin else Path(".")
 
 
-def _ref(d) -> ArrayRef:
-    return d if isinstance(d, ArrayRef) else ArrayRef(**d)
+def block_dictionary(net: Network, block) -> np.ndarray:
+    """The coder's dictionary / decoder ``Phi`` (inputs, latent), float64."""
+    return np.asarray(_as_coder(net, block).arrays["Phi"], np.float64)
 
 
-def _load(net: Network, block: Block, key: str) -> np.ndarray:
-    """The array data of block parameter ``key``; data errors as UsageError naming the block."""
-    from ..data import DataError, load_array
-
-    try:
-        return load_array(_ref(block.params[key]), _base_dir(net))
-    except DataError as e:
-        raise UsageError(f"block '{block.name}': {e.message}" + (f" ({e.hint})" if e.hint else "")) from None
-
-
-def block_dictionary(net: Network, block: Block) -> np.ndarray:
-    """The block's dictionary / decoder ``Phi`` (inputs, latent), float64, shape checked."""
-    K = int(block.params["latent"])
-    Phi = np.asarray(_load(net, block, "decoder"), np.float64)
-    if Phi.ndim != 2 or Phi.shape[1] != K:
-        raise UsageError(f"block '{block.name}': decoder has shape {Phi.shape}, expected (inputs, {K})")
-    return Phi
-
-
-def block_arrays(net: Network, block: Block) -> dict:
-    """The deployable arrays of the block (the keys of ``IPVAE.export_arrays()``), float64.
+def block_arrays(net: Network, block) -> dict:
+    """The deployable arrays of the ipvae coder (the keys of ``IPVAE.export_arrays()``), float64,
+    recovered from its expanded populations and projections (:func:`_coder_of`).
 
     ``prior`` defaults to -3 for every latent, ``bias`` to none (``b = -inf``, no constant
-    drive); ``sigma`` is the block's scalar, broadcast over the pixels.
+    drive); ``sigma`` is broadcast over the pixels.
     """
-    P = block.params
-    K = int(P["latent"])
-    Phi = block_dictionary(net, block)
-    u0 = _load(net, block, "prior").reshape(-1) if P.get("prior") else np.full(K, PRIOR_DEFAULT)
-    b = _load(net, block, "bias").reshape(-1) if P.get("bias") else np.full(K, -np.inf)
-    for what, a in (("prior", u0), ("bias", b)):
-        if a.shape != (K,):
-            raise UsageError(f"block '{block.name}': {what} has shape {a.shape}, expected ({K},)")
-    M = Phi.shape[0]
-    return {"Phi": Phi, "u0": u0, "b": b, "eta": np.array(float(P["step_size"])),
-            "sigma": np.full(M, float(P["sigma"])), "u_max": np.array(float(P["u_max"])),
-            "du_max": np.array(float(P["du_max"])), "u_min": np.array(float(P["u_min"])),
-            "soft_clamp": np.array(P.get("clamp", "soft") == "soft")}
+    return dict(_as_coder(net, block).arrays)
+
+
+def _as_coder(net: Network, block) -> Coder:
+    return block if isinstance(block, Coder) else find_coder(net, block.kind, block.name)
 
 
 def block_images(net: Network, block: Block, images: int | None = None) -> tuple[np.ndarray, dict]:

@@ -33,21 +33,21 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NotImplementedYet, UsageError
-from ..ir.nodes import Block, Network
+from ..ir.nodes import Network
 from ..targets import Target
-from .run_ipvae import block_dictionary, block_images, find_block, _torch_device, plot_reconstructions
+from .run_ipvae import Coder, block_dictionary, block_images, find_coder, has_coder, _torch_device, plot_reconstructions
 
 #: images per Lava run (memory ~ batch K^2 synapses)
 BATCH = {"lava-float": 50}
 
 
-def lca_block(net: Network, name: str | None = None) -> Block:
-    """The spec's ``lca`` block (``name`` picks one when there are several)."""
-    return find_block(net, "lca", name)
+def lca_block(net: Network, name: str | None = None) -> Coder:
+    """The spec's ``lca`` coder, from its expanded block or populations (``name`` picks one)."""
+    return find_coder(net, "lca", name)
 
 
 def has_lca_block(net: Network) -> bool:
-    return any(b.kind == "lca" for b in net.blocks)
+    return has_coder(net, "lca")
 
 
 def runner_for(target: Target) -> str:
