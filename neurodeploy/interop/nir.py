@@ -837,8 +837,16 @@ def export_nir(net, path, *, time_unit: str = "s") -> dict:
             d["value"] = value
         report["dropped"].append(d)
 
-    if net.blocks:
-        raise NotImplementedYet(f"'{net.name}' has blocks; expand them before exporting (not implemented yet)")
+    from ..neurons import NEURONS
+
+    graded = [p.name for p in net.populations if p.model in NEURONS and NEURONS[p.model].graded]
+    if net.blocks or graded:
+        what = ("blocks " + ", ".join(b.name for b in net.blocks) if net.blocks
+                else "graded populations " + ", ".join(graded))
+        raise NotImplementedYet(
+            f"'{net.name}' has {what}: NIR 1.0 has no Poisson-count (iP-VAE) or LCA neuron primitive, so "
+            "the coder cannot be written as NIR; its decoder is interchanged as ONNX (`neurodeploy train` "
+            "writes decoder.onnx, and a block's decoder may be an .onnx file)")
     drop("simulation", "dt", "NIR graphs have no time step; kept in metadata", dt)
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []

@@ -231,6 +231,23 @@ def _print_summary(report: dict) -> None:
     print(f"wrote {report['files']['report_json']}, {report['files']['report_html']}")
 
 
+def _refuse_coders(net) -> None:
+    """iP-VAE / LCA coders (blocks or graded populations) are compared by their metrics, not
+    by spike trains: exit 3 pointing to what does that."""
+    from ..blocks.run_ipvae import has_coder
+    from ..errors import NotImplementedYet
+    from ..neurons import NEURONS
+
+    graded = [p.name for p in net.populations if p.model in NEURONS and NEURONS[p.model].graded]
+    if net.blocks or graded:
+        what = ("blocks " + ", ".join(b.name for b in net.blocks) if net.blocks
+                else "graded populations " + ", ".join(graded))
+        hint = ("`neurodeploy eval SPEC -t TARGET` on each target and benchmarks/ipvae_backends.py (means over "
+                ">= 500 image runs, stated Monte-Carlo tolerances) compare coders across backends"
+                if has_coder(net, "ipvae") or has_coder(net, "lca") else "expand or remove them")
+        raise NotImplementedYet(f"'{net.name}' has {what}: validate compares spike trains of spiking networks; {hint}")
+
+
 def run(args) -> int:
     from ..spec import load
     from ..targets import load_target
@@ -245,6 +262,7 @@ def run(args) -> int:
         if not args.spec or not args.target:
             raise UsageError("validate needs SPEC and --target (or --compare REF_NPZ TARGET_NPZ)")
         net = load(args.spec)
+        _refuse_coders(net)
         target = load_target(args.target)
         reference = load_target(args.reference)
         if args.steps is not None:

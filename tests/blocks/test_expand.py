@@ -225,3 +225,18 @@ def test_check_expand_lists_the_expansion(tmp_path, capsys):
     assert "+ population coder.latents: 256 x ipvae" in out and "[gram]" in out
     x = from_json((tmp_path / "ir.json").read_text())
     assert not x.blocks and {p.model for p in x.populations} == {"ipvae", "linear"}
+
+
+def test_spiking_paths_refuse_graded_networks_with_a_pointer_to_eval(tmp_path, capsys):
+    from neurodeploy.backends.brian2 import supports as brian2_supports
+    from neurodeploy.backends.lava.lowering import unsupported_nodes
+
+    net = nd.load(EXPANDED)
+    reasons = {u.node: u.reason for u in unsupported_nodes(net)}
+    assert "neurodeploy eval" in reasons["latents"] and "graded model 'ipvae'" in reasons["latents"]
+    ok, why = brian2_supports(net, net.node("latents"))
+    assert not ok and "neurodeploy eval" in why
+    assert main(["validate", EXPANDED, "-t", "lava", "-o", str(tmp_path / "v")]) == 3
+    assert "compare coders" in capsys.readouterr().err
+    assert main(["export", DIGITS, "-o", str(tmp_path / "x.nir")]) == 3
+    assert "no Poisson-count" in capsys.readouterr().err and not (tmp_path / "x.nir").exists()

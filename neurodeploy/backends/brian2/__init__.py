@@ -34,7 +34,7 @@ from ... import materialize as mat
 from ...errors import BackendError
 from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
 from ...ir.verify import endpoints
-from ...neurons import get_neuron
+from ...neurons import NEURONS, get_neuron
 from ...plasticity import lowering
 from ...result import Result, SpikeTrains, Trace
 
@@ -70,8 +70,12 @@ def supports(net: Network, node) -> tuple[bool, str]:
         why = _canonical_problem(lowering(pr.rule, pr.params, net.simulation.dt))
         if why:
             return False, f"plasticity rule '{pr.rule}': {why}"
-    if hasattr(node, "kind") and getattr(node, "kind", None) == "ipvae":
-        return False, "blocks must be expanded first (the expand pass lands with the iP-VAE issue)"
+    if hasattr(node, "kind") and getattr(node, "kind", None) in ("ipvae", "lca"):
+        return False, "blocks are expanded and run by `neurodeploy eval` (neurodeploy.passes.expand)"
+    model = NEURONS.get(getattr(node, "model", None) or "")
+    if model is not None and model.graded:
+        return False, (f"graded model '{model.name}' is not part of a spiking network: `neurodeploy eval` "
+                       "runs iP-VAE / LCA coders (Brian2: a Poisson run_regularly network)")
     return True, ""
 
 

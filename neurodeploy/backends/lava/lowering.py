@@ -32,7 +32,7 @@ import numpy as np
 from ... import materialize as mat
 from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
 from ...ir.verify import endpoints
-from ...neurons import get_neuron
+from ...neurons import NEURONS, get_neuron
 from ...plasticity import lowering
 
 SUPPORTED_MODELS = ("lif", "cuba_lif", "if")
@@ -127,7 +127,10 @@ def unsupported_nodes(net: Network) -> list[Unsupported]:
     _constant_currents(net, out)
     for p in net.populations:
         if p.model not in SUPPORTED_MODELS:
-            out.append(Unsupported(p.name, f"neuron model '{p.model}' has no Lava lowering"))
+            graded = p.model in NEURONS and NEURONS[p.model].graded
+            out.append(Unsupported(p.name, f"graded model '{p.model}' is not part of a spiking netlist: "
+                                           "`neurodeploy eval` runs iP-VAE / LCA coders (their own Lava processes)"
+                                   if graded else f"neuron model '{p.model}' has no Lava lowering"))
             continue
         prm = get_neuron(p.model).make_params(p.params)
         if p.model == "cuba_lif" and prm.reset_mode == "subtract" and prm.v_reset != prm.v_leak:
