@@ -3,7 +3,8 @@
 The shipped digits coder (models/weights/ipvae_digits/decoder.npz) on its held-out split
 (``neurodeploy.data.train_test('digits')``: 297 images; the other 1500 trained it), repeated
 ``--reps`` times with independent random streams so that >= 500 image runs enter every
-statistic. Per T (default 32 and 128) and backend:
+statistic; or (``--data patches8``) the shipped patch coder on up to 2000 distinct held-out
+patches. statistic. Per T (default 32 and 128) and backend:
 
 * torch exact: ``ipvae_from_arrays(arrays).infer(x, T, mode='exact')`` (float32, the training-time
   evaluation of ``neurodeploy.learn.train.evaluate_ipvae``);
@@ -20,6 +21,7 @@ means| <= 0.02 in R^2 and zeros (the issue's targets).
 
     .venv/bin/python benchmarks/ipvae_backends.py                 # ~2-4 min on 1-2 cores
     .venv/bin/python benchmarks/ipvae_backends.py --T 32 --reps 2
+    .venv/bin/python benchmarks/ipvae_backends.py --data patches8 --samples 600 --reps 1   # 600 patches
 
 Prints a table and writes benchmarks/results/ipvae_backends.json.
 """
@@ -132,22 +134,28 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--T", type=int, nargs="+", default=[32, 128])
     ap.add_argument("--reps", type=int, default=2, help="independent repetitions of the held-out set")
-    ap.add_argument("--samples", type=int, default=0, help="held-out images (0 = all 297)")
+    ap.add_argument("--data", choices=("digits", "patches8"), default="digits",
+                    help="the shipped coder and its held-out split (digits: 297 images; patches8: 2000 patches)")
+    ap.add_argument("--samples", type=int, default=0, help="held-out images (0 = the whole held-out split)")
     ap.add_argument("--connection", choices=("sparse", "dense"), default="sparse")
     ap.add_argument("--lava-batch", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ipvae_backends.json"))
+    ap.add_argument("--out", default=None,
+                    help="default: benchmarks/results/ipvae_backends.json (digits), ipvae_backends_patches8.json")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    arrays = load_npz(ROOT / "models" / "weights" / "ipvae_digits" / "decoder.npz")
-    _, X = train_test("digits")
+    arrays = load_npz(ROOT / "models" / "weights" / f"ipvae_{a.data}" / "decoder.npz")
+    _, X = train_test(a.data)
     X = X[:a.samples] if a.samples else X
-    print(f"{len(X)} held-out digits x {a.reps} reps = {len(X) * a.reps} image runs per backend and T")
+    if a.out is None:
+        suffix = "" if a.data == "digits" else f"_{a.data}"
+        a.out = str(ROOT / "benchmarks" / "results" / f"ipvae_backends{suffix}.json")
+    print(f"{len(X)} held-out {a.data} images x {a.reps} reps = {len(X) * a.reps} image runs per backend and T")
     results = []
     for T in a.T:
         results.append(bench(arrays, X, T, a.reps, a.connection, a.lava_batch))
         show(results[-1])
-    write_results(a.out, "ipvae_backends", images=len(X), reps=a.reps, connection=a.connection,
+    write_results(a.out, "ipvae_backends", data=a.data, images=len(X), reps=a.reps, connection=a.connection,
                   lava_batch=a.lava_batch, mc_k=MC_K, fixed_tol=FIXED_TOL, results=results)
 
 
