@@ -4,7 +4,7 @@ The shipped digits coder (models/weights/ipvae_digits/decoder.npz) on its held-o
 (``neurodeploy.data.train_test('digits')``: 297 images; the other 1500 trained it), repeated
 ``--reps`` times with independent random streams so that >= 500 image runs enter every
 statistic; or (``--data patches8``) the shipped patch coder on up to 2000 distinct held-out
-patches. statistic. Per T (default 32 and 128) and backend:
+patches. Per T (default 32 and 128) and backend:
 
 * torch exact: ``ipvae_from_arrays(arrays).infer(x, T, mode='exact')`` (float32, the training-time
   evaluation of ``neurodeploy.learn.train.evaluate_ipvae``);
