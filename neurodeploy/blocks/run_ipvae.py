@@ -34,8 +34,10 @@ The block's ``form`` picks the network (docs/ipvae.md, "Two forms of the same in
                 the same algorithm (same caps, same counts for the same random numbers), and
                 the module has no separate error population; ``metrics.json`` says so in
                 ``form_computed``
-``brian2``      exit 3: there is no Brian2 PC network, and running the lateral one under a
-                ``predictive_coding`` spec would misstate which network was simulated
+``brian2``      :func:`neurodeploy.backends.brian2.ipvae_pc.run_ipvae_pc_brian2`: graded error
+                units (Synapses latents -> errors and errors -> latents, summed variables
+                ordered feedback first), numpy codegen; same counts as the lateral network
+                for the same seed and batch
 ==============  =========================================================================
 
 ``metrics.json`` records ``form`` (the spec's) and ``form_computed`` (what ran).
@@ -54,7 +56,7 @@ from ..ir.nodes import ArrayStimulus, Block, Network
 from ..targets import Target
 
 #: images per Brian2 / Lava run (memory ~ batch K^2 synapses; see the backends' docs)
-BATCH = {"brian2": 50, "lava-float": 50, "lava-fixed": 50, "lava-pc-float": 50, "lava-pc-fixed": 50}
+BATCH = {"brian2": 50, "brian2-pc": 50, "lava-float": 50, "lava-fixed": 50, "lava-pc-float": 50, "lava-pc-fixed": 50}
 PRIOR_DEFAULT = -3.0
 FORMS = ("lateral", "predictive_coding")
 
@@ -310,12 +312,7 @@ def runner_for(target: Target, form: str = "lateral") -> str:
     if target.backend == "torch" and target.number_format != "fixed":
         return "torch"
     if target.backend == "brian2":
-        if pc:
-            raise NotImplementedYet(
-                "form 'predictive_coding' has no Brian2 network (only the lateral form is built for "
-                "brian2); use --target lava or loihi2-sim for the predictive-coding network, or "
-                "form: lateral on brian2 (the same algorithm)")
-        return "brian2"
+        return "brian2-pc" if pc else "brian2"
     if target.backend == "lava" and target.number_format != "fixed":
         return "lava-pc-float" if pc else "lava-float"
     if target.backend == "lava" and target.device == "loihi2":
@@ -381,6 +378,10 @@ def _run_spiking(kind, arrays, X, T, seed, batch, progress):
         from ..backends.brian2.ipvae import run_ipvae_brian2 as fn
 
         kw = {}
+    elif kind == "brian2-pc":
+        from ..backends.brian2.ipvae_pc import run_ipvae_pc_brian2 as fn
+
+        kw = {}
     elif kind.startswith("lava-pc"):
         from ..backends.lava.ipvae.pc import run_ipvae_pc_lava as fn
 
@@ -434,7 +435,8 @@ def evaluate(arrays: dict, X, target: Target, Ts, seed: int = 0, progress: bool 
     if kind == "torch":
         res, runner = _run_torch(arrays, X, Ts, seed, torch_device)
     else:
-        runner = {"brian2": "brian2 (numpy codegen)", "lava-float": "lava floating_pt (Loihi2SimCfg)",
+        runner = {"brian2": "brian2 (numpy codegen)",
+                  "brian2-pc": "brian2 predictive-coding network (numpy codegen)", "lava-float": "lava floating_pt (Loihi2SimCfg)",
                   "lava-fixed": "lava fixed_pt (Loihi2SimCfg, bit-accurate integer model)",
                   "lava-pc-float": "lava predictive-coding floating_pt (Loihi2SimCfg)",
                   "lava-pc-fixed": "lava predictive-coding fixed_pt (Loihi2SimCfg, bit-accurate integer model)",
@@ -452,7 +454,7 @@ def evaluate(arrays: dict, X, target: Target, Ts, seed: int = 0, progress: bool 
                      "r2_images": [float(v) for v in r["r2_images"]],
                      "zeros_images": [float(v) for v in r["zeros_images"]]})
         xhat[T] = r["xhat"]
-    if kind.startswith("lava-pc"):
+    if kind.startswith("lava-pc") or kind == "brian2-pc":
         computed = "predictive_coding"
     elif form == "predictive_coding":  # torch: the module is the lateral form
         computed = "lateral (identical algorithm)"

@@ -227,17 +227,27 @@ def test_eval_predictive_coding_on_lava(capsys, tmp_path, pc_spec, target):
 
 
 def test_eval_predictive_coding_torch_and_brian2(capsys, tmp_path, pc_spec):
-    """torch runs its (lateral) module and says so; brian2 has no PC network: exit 3."""
+    """torch runs its (lateral) module and says so; brian2 runs its PC network (error units):
+    with the same seed it draws the same counts as the lateral Brian2 network, so the metrics
+    are identical."""
     rc, res, out = _eval(capsys, tmp_path, str(pc_spec), "torch", "--torch-device", "cpu")
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["form"] == "predictive_coding" and m["form_computed"] == "lateral (identical algorithm)"
     assert m["results"][0]["r2"] >= FLOOR["digits"]
-    rc = main(["eval", str(pc_spec), "-t", "brian2", "-o", str(tmp_path / "b2"), "--images", "2"])
-    assert rc == 3
-    err = capsys.readouterr().err
-    assert "predictive_coding" in err and "Brian2" in err and "Traceback" not in err
-    assert not (tmp_path / "b2" / "metrics.json").exists()
+    lateral = pc_spec.parent / "short_lateral.yaml"
+    lateral.write_text(pc_spec.read_text().replace("form: predictive_coding", "form: lateral"))
+    rows = {}
+    for spec in (pc_spec, lateral):
+        rc, res, out = _eval(capsys, tmp_path / spec.stem, str(spec), "brian2")
+        assert rc == 0
+        m = json.loads((out / "metrics.json").read_text())
+        rows[spec.stem] = m["results"][0]
+        assert m["form_computed"] == {pc_spec.stem: "predictive_coding", lateral.stem: "lateral"}[spec.stem]
+    pc, lat = rows[pc_spec.stem], rows[lateral.stem]
+    assert pc["r2"] >= FLOOR["digits"] and 0.8 <= pc["zeros"] < 0.99
+    assert pc["r2_images"] == pytest.approx(lat["r2_images"], abs=1e-9)
+    assert pc["zeros_images"] == lat["zeros_images"]
 
 
 def test_compile_report_predictive_coding(capsys, tmp_path, pc_spec):
