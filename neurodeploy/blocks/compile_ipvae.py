@@ -561,13 +561,15 @@ def _write_artifacts(net, target, block, out, buf, report: dict, t0: float, t_me
     from ..backends.versions import versions
     from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
     from ..ir import to_json
+    from ..passes.expand import expand
 
-    files = {"ir": atomic_write_text(out / "ir.json", to_json(net)),
+    files = {"ir": atomic_write_text(out / "ir.json", to_json(expand(net))),  # the expanded network
              "ipvae_params": atomic_write_bytes(out / "ipvae_params.npz", buf.getvalue())}
     report["timings_s"] = {"total": round(time.perf_counter() - t0, 2), "measure": round(t_measure, 2)}
     files["report"] = atomic_write_json(out / "compile_report.json", report)
     manifest = {"network": net.name, "target": target.name, "backend": target.backend,
                 "number_format": target.number_format, "blocks": {block.name: "ipvae"},
+                "latents": block.latents if hasattr(block, "latents") else None,
                 "processes": {block.name: processes},
                 "timings_s": report["timings_s"], "versions": versions(),
                 "files": {k: v.name for k, v in files.items()}}

@@ -240,3 +240,21 @@ def test_spiking_paths_refuse_graded_networks_with_a_pointer_to_eval(tmp_path, c
     assert "compare coders" in capsys.readouterr().err
     assert main(["export", DIGITS, "-o", str(tmp_path / "x.nir")]) == 3
     assert "no Poisson-count" in capsys.readouterr().err and not (tmp_path / "x.nir").exists()
+
+
+def test_compile_writes_the_expanded_ir_and_takes_a_hand_written_spec(tmp_path, capsys):
+    """compile -t loihi2-sim on the hand-written expanded spec (16 iterations): the report is
+    the block's, and ir.json holds the expanded network (graded populations, no blocks)."""
+    text = (ROOT / EXPANDED).read_text().replace("../weights/", str(ROOT / "models/weights") + "/")
+    spec = tmp_path / "x.yaml"
+    spec.write_text(text.replace("restart_every: 1000", "restart_every: 16"))
+    out = tmp_path / "c"
+    assert main(["compile", str(spec), "-t", "loihi2-sim", "-o", str(out), "--json"]) == 0
+    capsys.readouterr()
+    r = json.loads((out / "compile_report.json").read_text())
+    assert r["block"] == "latents" and r["synaptic_operations"]["T"] == 16
+    assert r["formats"]["rate_table"]["levels"] == 18 * 2 ** 5 + 1
+    x = from_json((out / "ir.json").read_text())
+    assert not x.blocks and x.node("latents").model == "ipvae"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["latents"] == "latents"

@@ -118,7 +118,7 @@ def test_compile_report_loihi2(capsys, tmp_path, short_spec):
     assert c["synops_per_inference_unary"] >= c["synops_per_inference"]
     f = r["formats"]
     assert f["u"]["q_format"] == "Q.10" and f["payload"]["bits"] == 8 and f["weights"]["bits"] == 8
-    assert f["rate_table"]["levels"] == 18 * 256 + 1
+    assert f["rate_table"]["levels"] == 18 * 2 ** 5 + 1  # the core-sized sampler: u rounded to 2^-5
     names = [a["name"] for a in r["approximations"]]
     assert "8-bit lateral weights" in names and "total: fixed point vs float" in names and "on-core PRNG" in names
     m = r["measurement"]

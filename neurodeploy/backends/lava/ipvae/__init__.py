@@ -43,7 +43,7 @@ __all__ = ["DEFAULT_SAMPLER", "IPVAELatents", "PyIPVAELatentsFixed", "PyIPVAELat
 #: the lateral weights). ``DEFAULT_SAMPLER`` is what :func:`run_ipvae_lava` (hence ``neurodeploy
 #: eval -t loihi2-sim``) and ``neurodeploy compile`` use unless told otherwise.
 SAMPLERS = ("full", "core")
-DEFAULT_SAMPLER = "full"
+DEFAULT_SAMPLER = "core"
 
 _LAZY = {
     "IPVAELatents": "neurodeploy.backends.lava.ipvae.process",
