@@ -24,3 +24,4 @@ def X():
     from neurodeploy.data import train_test
 
     return train_test("digits")[1]
+

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 #: Lava's CPU simulator is slow (~25-90 ms per step for the E/I network's 13 processes on 2
 #: cores): backend tests run short
 STEPS = {"ei_network": 150}
@@ -22,3 +24,20 @@ def with_all_spike_probes(net):
     extra = tuple(Probe(f"{p.name}.all_spikes", p.name, "spikes") for p in net.populations
                   if not any(pb.target == p.name and pb.variable == "spikes" for pb in net.probes))
     return dataclasses.replace(net, probes=net.probes + extra)
+
+
+def assert_fixed_run_matches_reference(arrays, X, r, T):
+    """A Lava fixed-point run ``r`` (all of ``X`` in one batch) equals the numpy reference
+    ``fixed_run`` bit for bit from the same initial counts, drive and PRNG states."""
+    from neurodeploy.backends.ipvae_common import drive, ipvae_params, lateral_matrix
+    from neurodeploy.backends.lava.ipvae.reference import fixed_run, quantize_weights
+
+    n, p, fmt = len(X), ipvae_params(arrays), r["format"]
+    q, s = quantize_weights(-lateral_matrix(p))
+    Wq = np.kron(np.eye(n, dtype=np.int64), 2 * q)
+    u, z, zbar, _ = fixed_run(np.tile(fmt.q(p.u0), n), r["z0"].ravel(), fmt.q(drive(p, X)).ravel(), Wq,
+                              s - 1 + fmt.frac_bits, r["state0"].ravel(), T, fmt)
+    np.testing.assert_array_equal(r["u_q"].ravel(), u)
+    np.testing.assert_array_equal(r["z"].ravel(), z)
+    np.testing.assert_allclose(r["zbar"].ravel(), zbar, atol=1e-12)
+    assert r["z"].sum() > 0

@@ -15,13 +15,13 @@ from neurodeploy.backends.lava.ipvae.reference import (
     cap_q,
     count_tables,
     draw_counts,
-    fixed_run,
     fixed_update,
     float_update,
     quantize_weights,
     seed_states,
 )
 from neurodeploy.learn.ipvae import ipvae_step, softclamp_upper_np
+from tests.backends.helpers import assert_fixed_run_matches_reference
 
 N_STAT = 64  # held-out digits for the statistical checks
 T_STAT = 32
@@ -147,16 +147,7 @@ def test_lava_fixed_bit_exact_with_reference(arrays, X):
 
     T = 6
     r = run_ipvae_lava(arrays, X[:2], T, fixed=True, seed=5, batch=2)
-    p = ipvae_params(arrays)
-    fmt = r["format"]
-    q, s = quantize_weights(-lateral_matrix(p))
-    Wq = np.kron(np.eye(2, dtype=np.int64), 2 * q)
-    u, z, zbar, _ = fixed_run(np.tile(fmt.q(p.u0), 2), r["z0"].ravel(), fmt.q(drive(p, X[:2])).ravel(), Wq,
-                              s - 1 + fmt.frac_bits, r["state0"].ravel(), T, fmt)
-    np.testing.assert_array_equal(r["u_q"].ravel(), u)
-    np.testing.assert_array_equal(r["z"].ravel(), z)
-    np.testing.assert_allclose(r["zbar"].ravel(), zbar, atol=1e-12)
-    assert r["z"].sum() > 0
+    assert_fixed_run_matches_reference(arrays, X[:2], r, T)
 
 
 # --- (b) statistics on held-out digits ------------------------------------------------------------

@@ -39,6 +39,21 @@ def _cap_code(var: str, c: str, soft: bool) -> str:
     return f"{c} - log(1 + exp({c} - {var}))" if soft else f"clip({var}, -inf, {c})"
 
 
+def iteration_code(increment: str, soft: bool, mode: str) -> str:
+    """The latents' ``run_regularly`` code: capped ``du`` from the expression ``increment``, the
+    capped new ``u``, the count (``poisson(exp(u))``, or ``exp(u)`` in rate mode) and ``zbar``."""
+    sample = "poisson(exp(u))" if mode == "exact" else "exp(u)"
+    return "\n".join([
+        "it += 1",
+        f"du = clip({increment}, u_min, inf)",
+        f"du = {_cap_code('du', 'du_max', soft)}",
+        "v = clip(u + du, u_min, inf)",
+        f"u = {_cap_code('v', 'u_max', soft)}",
+        f"z = {sample}",
+        "zbar += (z - zbar) / clip(it, 1, avg_tau)",
+    ])
+
+
 def run_ipvae_brian2(arrays: dict, X, T: int, seed: int = 0, batch: int = 50, mode: str = "exact",
                      z0=None, record_z: bool = False) -> dict:
     """Run ``T`` iP-VAE iterations for every row of ``X`` (B, M) as a Brian2 network.
@@ -62,16 +77,7 @@ def run_ipvae_brian2(arrays: dict, X, T: int, seed: int = 0, batch: int = 50, mo
     t_start = time.perf_counter()
     U, Z, ZB = np.empty((B, K)), np.empty((B, K)), np.empty((B, K))
     hist = np.empty((T, B, K)) if record_z else None
-    sample = "poisson(exp(u))" if mode == "exact" else "exp(u)"
-    code = "\n".join([
-        "it += 1",
-        "du = clip(drive + lat, u_min, inf)",
-        f"du = {_cap_code('du', 'du_max', p.soft)}",
-        "v = clip(u + du, u_min, inf)",
-        f"u = {_cap_code('v', 'u_max', p.soft)}",
-        f"z = {sample}",
-        "zbar += (z - zbar) / clip(it, 1, avg_tau)",
-    ])
+    code = iteration_code("drive + lat", p.soft, mode)
     jj, kk = np.meshgrid(np.arange(K), np.arange(K), indexing="ij")  # pre j, post k
     jj, kk = jj.ravel(), kk.ravel()
     w_block = -W[kk, jj]

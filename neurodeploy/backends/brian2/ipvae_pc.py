@@ -56,7 +56,7 @@ import time
 
 import numpy as np
 
-from neurodeploy.backends.brian2.ipvae import _cap_code
+from neurodeploy.backends.brian2.ipvae import iteration_code
 from neurodeploy.backends.ipvae_common import chunks, ipvae_result, prepare_run
 from neurodeploy.learn.ipvae import AVG_TAU
 
@@ -94,16 +94,7 @@ def run_ipvae_pc_brian2(arrays: dict, X, T: int, seed: int = 0, batch: int = 50,
     t_start = time.perf_counter()
     U, Z, ZB, EPS = np.empty((B, K)), np.empty((B, K)), np.empty((B, K)), np.empty((B, M))
     hist = np.empty((T, B, K)) if record_z else None
-    sample = "poisson(exp(u))" if mode == "exact" else "exp(u)"
-    code = "\n".join([
-        "it += 1",
-        "du = clip(inp - leak, u_min, inf)",
-        f"du = {_cap_code('du', 'du_max', p.soft)}",
-        "v = clip(u + du, u_min, inf)",
-        f"u = {_cap_code('v', 'u_max', p.soft)}",
-        f"z = {sample}",
-        "zbar += (z - zbar) / clip(it, 1, avg_tau)",
-    ])
+    code = iteration_code("inp - leak", p.soft, mode)
     mm, kk = np.meshgrid(np.arange(M), np.arange(K), indexing="ij")  # one entry per (m, k)
     mm, kk = mm.ravel(), kk.ravel()
     w_dec = p.Phi[mm, kk] / sigma2[mm]  # latent k -> error m
