@@ -205,6 +205,13 @@ def coders(net: Network, kind: str | None = None) -> list[Coder]:
 
 def find_coder(net: Network, kind: str, name: str | None = None) -> Coder:
     """The spec's one ``kind`` coder (block or expanded populations; ``name`` picks one)."""
+    from ..neurons import NEURONS
+
+    spiking = [p.name for p in net.populations if p.model in NEURONS and not NEURONS[p.model].graded]
+    if spiking and has_coder(net, kind):
+        raise NotImplementedYet(
+            f"spec '{net.name}' has spiking populations ({', '.join(spiking)}) next to its {kind} coder: "
+            "eval / compile run the coder alone and would ignore them; put the coder in a spec of its own")
     found = [c for c in coders(net, kind) if name is None or c.name == name]
     if not found:
         raise UsageError(f"spec '{net.name}' has no {kind} block" + (f" called '{name}'" if name else "")

@@ -258,3 +258,12 @@ def test_compile_writes_the_expanded_ir_and_takes_a_hand_written_spec(tmp_path, 
     assert not x.blocks and x.node("latents").model == "ipvae"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["latents"] == "latents"
+
+
+def test_a_coder_next_to_a_spiking_network_is_refused_not_half_run(tmp_path, capsys):
+    text = (ROOT / DIGITS).read_text().replace("../weights/", str(ROOT / "models/weights") + "/")
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text(text + "populations:\n- {name: extra, size: 3, model: lif}\n")
+    assert main(["eval", str(spec), "-t", "torch", "-o", str(tmp_path / "o"), "--images", "2"]) == 3
+    err = capsys.readouterr().err
+    assert "spiking populations (extra)" in err and not (tmp_path / "o").exists()
