@@ -153,8 +153,24 @@ def test_resources_respect_target_limits():
         resources(8192, 64, t, 8)  # fan-in above the 4096 axons of a core
 
 
+def test_loihi2_torch_equals_loihi2_sim_bit_for_bit(capsys, tmp_path):
+    """The torch integer model, chunked and seeded like the Lava runs, gives the same counts:
+    every per-image R^2 and zero fraction equal (60 images: two chunks of 50 and 10)."""
+    rows = {}
+    for target in ("loihi2-sim", "loihi2-torch"):
+        out = tmp_path / target
+        rc = main(["eval", DIGITS, "-t", target, "-o", str(out), "--images", "60", "--iterations", "12",
+                   "--json", "--torch-device", "cpu"])
+        assert rc == 0
+        m = json.loads(capsys.readouterr().out)
+        rows[target] = m["results"][0]
+        assert ("torch fixed point" in m["runner"]) == (target == "loihi2-torch")
+    a, b = rows["loihi2-sim"], rows["loihi2-torch"]
+    assert a["r2_images"] == b["r2_images"] and a["zeros_images"] == b["zeros_images"]
+    assert b["r2"] >= FLOOR["digits"] and 0.8 <= b["zeros"] < 0.99
+
+
 @pytest.mark.parametrize("cmd,target,needle", [
-    ("eval", "loihi2-torch", "loihi2-sim"),
     ("eval", "loihi2", "hardware"),
     ("compile", "lava", "fixed-point Loihi 2"),
     ("compile", "torch", "fixed-point Loihi 2"),
@@ -224,6 +240,11 @@ def test_eval_predictive_coding_on_lava(capsys, tmp_path, pc_spec, target):
     assert row["r2"] >= FLOOR["digits"], row
     assert row["r2_pooled"] >= FLOOR["digits"], row
     assert 0.8 <= row["zeros"] < 0.99, row
+
+
+def test_eval_predictive_coding_on_loihi2_torch_exits_3(capsys, tmp_path, pc_spec):
+    rc = main(["eval", str(pc_spec), "-t", "loihi2-torch", "-o", str(tmp_path / "x"), "--images", "2"])
+    assert rc == 3 and "loihi2-sim" in capsys.readouterr().err
 
 
 def test_eval_predictive_coding_torch_and_brian2(capsys, tmp_path, pc_spec):
