@@ -20,8 +20,8 @@ class LCABlock(BlockDef):
     (``neurodeploy.learn.ipvae.lca_step``). The reconstruction is :math:`\hat x = \Phi a`.
     ``neurodeploy train`` on an ipvae training spec learns a unit-norm LCA dictionary alongside
     the iP-VAE (``lca_dictionary.npz``, key ``Phi``; docs/ipvae.md). ``neurodeploy eval`` runs
-    the block on ``torch`` and ``lava`` (a float Lava process with graded lateral input
-    through a Sparse connection); other targets exit 3.
+    the block on ``torch``, ``lava`` (a float Lava process with graded lateral input
+    through a Sparse connection) and ``brian2``; fixed-point targets exit 3.
 
     Outputs that other parts of a spec may reference: ``<name>.latents`` (size ``latent``) and
     ``<name>.readout`` (the size of ``input``).

@@ -14,10 +14,13 @@ What each target runs (LCA is deterministic: no seed is used):
 ``lava``        :func:`neurodeploy.backends.lava.lca.run_lca_lava`, ``floating_pt``: float
                 LCA units with the graded lateral input ``(Phi^T Phi - I) a`` through a Lava
                 ``Sparse``; equal to :func:`neurodeploy.learn.ipvae.lca_step` to rounding
+``brian2``      :func:`neurodeploy.backends.brian2.lca.run_lca_brian2`: LCA units with a
+                graded, block-diagonal lateral Synapses (summed variable) and the Euler update
+                in a ``run_regularly`` at ``'end'``; equal to ``lca_step`` to ~1e-15
 ==============  =========================================================================
 
 Other targets raise :class:`~neurodeploy.errors.NotImplementedYet` (exit 3) saying why: there
-is no Brian2 LCA network and no fixed-point LCA model (``loihi2-sim`` / ``loihi2``) yet.
+is no fixed-point LCA model (``loihi2-sim`` / ``loihi2`` / ``loihi2-torch``) yet.
 
 Metrics at the last iteration (same keys as the ipvae eval where they apply): ``r2`` (mean
 per-image R^2 of ``x_hat = Phi a``), ``r2_median``, ``r2_pooled``, ``zeros`` (fraction of zero
@@ -38,7 +41,7 @@ from ..targets import Target
 from .run_ipvae import Coder, block_dictionary, block_images, find_coder, has_coder, _torch_device, plot_reconstructions
 
 #: images per Lava run (memory ~ batch K^2 synapses)
-BATCH = {"lava-float": 50}
+BATCH = {"lava-float": 50, "brian2": 50}
 
 
 def lca_block(net: Network, name: str | None = None) -> Coder:
@@ -57,8 +60,7 @@ def runner_for(target: Target) -> str:
     if target.backend == "lava" and target.number_format != "fixed":
         return "lava-float"
     if target.backend == "brian2":
-        raise NotImplementedYet(
-            "the lca block has no Brian2 network yet; use --target torch or lava (float LCA)")
+        return "brian2"
     raise NotImplementedYet(
         f"the lca block has no lowering for target '{target.name}' ({target.backend}, "
         f"{target.number_format}): there is no fixed-point LCA model yet (graded activities and "
@@ -106,11 +108,16 @@ def evaluate(Phi, X, target: Target, Ts, lam: float, dt_tau: float, torch_device
                 a = lca_infer(xt, Pt, float(lam), n_iter=T, dt_tau=float(dt_tau)).cpu().numpy()
             codes[T] = (a, time.perf_counter() - t0)
     else:
-        from ..backends.lava.lca import run_lca_lava
+        if kind == "brian2":
+            from ..backends.brian2.lca import run_lca_brian2 as fn
 
-        runner = "lava floating_pt (Loihi2SimCfg, LCA units + Sparse graded lateral input)"
+            runner = "brian2 (numpy codegen, LCA units + graded lateral Synapses)"
+        else:
+            from ..backends.lava.lca import run_lca_lava as fn
+
+            runner = "lava floating_pt (Loihi2SimCfg, LCA units + Sparse graded lateral input)"
         for T in Ts:
-            r = run_lca_lava(Phi, X, T, float(lam), float(dt_tau), batch=batch or BATCH[kind])
+            r = fn(Phi, X, T, float(lam), float(dt_tau), batch=batch or BATCH[kind])
             codes[T] = (r["a"], r["seconds"])
     rows, xhat = [], {}
     for T in Ts:

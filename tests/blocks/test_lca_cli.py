@@ -1,5 +1,5 @@
 """The lca block (Rozell's LCA, the sparse-coding baseline of issue 6) from the command line:
-the Lava float process against the numpy ``lca_step``, ``neurodeploy eval`` on torch and lava,
+the Lava float process against the numpy ``lca_step``, ``neurodeploy eval`` on torch, lava and brian2,
 ``run``/``deploy`` on the block spec, and the exit codes of unsupported targets.
 
 R^2 floors, measured first (models/ipvae/lca_digits.yaml: the shipped digits dictionary,
@@ -60,10 +60,10 @@ def test_lava_float_equals_numpy_lca_step(connection):
         assert 0 < (a > 0).mean() < 1  # the threshold is exercised both ways
 
 
-def test_eval_torch_and_lava(capsys, tmp_path):
-    """eval on torch and lava: same codes (LCA is deterministic), R^2 above the floor, sparse."""
+def test_eval_torch_lava_and_brian2(capsys, tmp_path):
+    """eval on torch, lava and brian2: same codes (LCA is deterministic), R^2 above the floor, sparse."""
     rows = {}
-    for target in ("torch", "lava"):
+    for target in ("torch", "lava", "brian2"):
         out = tmp_path / target
         rc = main(["eval", SPEC, "-t", target, "-o", str(out), "--json", "--torch-device", "cpu"])
         assert rc == 0
@@ -71,7 +71,7 @@ def test_eval_torch_and_lava(capsys, tmp_path):
         m = json.loads((out / "metrics.json").read_text())
         assert (out / "reconstructions.png").stat().st_size > 1000
         assert res["ok"] and m["target"] == target and m["kind"] == "lca" and m["lam"] == 0.2
-        assert ("floating_pt" if target == "lava" else "torch") in m["runner"]
+        assert {"lava": "floating_pt", "torch": "torch", "brian2": "brian2"}[target] in m["runner"]
         assert m["images"]["indices"] == list(range(1500, 1516)) and m["images"]["held_out"]
         (row,) = m["results"]
         assert row["T"] == 200 and len(row["r2_images"]) == 16
@@ -81,6 +81,7 @@ def test_eval_torch_and_lava(capsys, tmp_path):
         assert abs(row["d"] - np.hypot(1 - row["r2"], 1 - row["zeros"])) < 1e-12
         rows[target] = row
     assert np.allclose(rows["torch"]["r2_images"], rows["lava"]["r2_images"], atol=1e-9)
+    assert np.allclose(rows["torch"]["r2_images"], rows["brian2"]["r2_images"], atol=1e-9)
     assert rows["torch"]["zeros_images"] == rows["lava"]["zeros_images"]
 
 
@@ -100,7 +101,7 @@ def test_run_and_deploy_evaluate(capsys, tmp_path):
     assert _json(capsys)["results"][0]["r2"] >= FLOOR
 
 
-@pytest.mark.parametrize("cmd,target", [("eval", "brian2"), ("eval", "loihi2-sim"), ("deploy", "loihi2"),
+@pytest.mark.parametrize("cmd,target", [("eval", "loihi2-torch"), ("eval", "loihi2-sim"), ("deploy", "loihi2"),
                                         ("compile", "loihi2-sim")])
 def test_unsupported_targets_exit_3(capsys, tmp_path, cmd, target):
     out = tmp_path / "out"
