@@ -96,6 +96,8 @@ def bench(data, samples, numpy_samples, T_train):
     t_np = time.time() - t0
     lca_path = WEIGHTS / f"ipvae_{data}" / "lca_dictionary.npz"
     lca_rows = lca_sweep(load_npz(lca_path)["Phi"], X, LAMBDAS) if lca_path.exists() else []
+    for r in rows:  # the paper's d_MAP: decoding the rates exp(u) instead of the sampled counts
+        r["d_rate"] = distance(r["r2_rate"], r["zeros"])
     by_T = {r["T"]: r for r in rows}
     best = min(rows, key=lambda r: r["d"])
     out = {"data": data, "samples": len(X), "T_train": T_train, "torch_seconds": round(t_torch, 1),
@@ -113,6 +115,9 @@ def bench(data, samples, numpy_samples, T_train):
     elif lca_rows:
         targets["d_within_15pct_of_lca"] = bool(best["d"] <= 1.15 * out["best_lca"]["d"])
         targets["d_ratio"] = best["d"] / out["best_lca"]["d"]
+        # not the target (which decodes the counts), reported as the paper does (d_MAP)
+        targets["d_rate_ratio (rate decoding, informational)"] = (
+            min(r["d_rate"] for r in rows) / out["best_lca"]["d"])
     out["targets"] = targets
     return out
 
@@ -129,7 +134,9 @@ def show(res):
         print("LCA:  " + "  ".join(f"λ={r['lambda']:g}: R2 {r['r2']:.3f} zeros {r['zeros']:.3f} d {r['d']:.3f}"
                                    for r in res["lca"]))
     b, bl = res["best_ipvae"], res["best_lca"]
-    print(f"best iP-VAE d = {b['d']:.3f} (T={b['T']}: R2 {b['r2']:.3f}, zeros {b['zeros']:.3f})"
+    br = min(res["ipvae_torch"], key=lambda r: r["d_rate"])
+    print(f"best iP-VAE d = {b['d']:.3f} (T={b['T']}: R2 {b['r2']:.3f}, zeros {b['zeros']:.3f}); "
+          f"decoding the rates: d = {br['d_rate']:.3f} (T={br['T']})"
           + (f"; best LCA d = {bl['d']:.3f} (λ={bl['lambda']:g}: R2 {bl['r2']:.3f}, zeros {bl['zeros']:.3f})" if bl else ""))
     for k, v in res["targets"].items():
         print(f"  target {k}: {v if not isinstance(v, bool) else ('PASS' if v else 'MISS')}")
