@@ -396,6 +396,10 @@ def _check(net: Network) -> Iterator[Problem]:
             ref = b.params[key]
             if ref not in eps:
                 yield _ref_problem(path + (key,), ref, eps, key)
+            elif key == "input" and not eps[ref].graded:
+                yield Problem("ND505", path + (key,),
+                              f"block '{b.kind}' encodes graded values; '{ref}' ({eps[ref].kind}) sends spikes",
+                              "use an array stimulus with encoding: value (or another block's output) as input")
             elif "." in ref and ref.split(".")[0] in {x.name for x in net.blocks}:
                 graph[b.name] = ref.split(".")[0]
         dec = b.params.get("decoder")

@@ -194,6 +194,9 @@ def _spec(tmp_path, body: str) -> Path:
     ("populations:\n- {name: lat, size: 2, model: ipvae}\nprojections:\n"
      "- {name: p, source: img, target: lat, weights: {inline: [[1.0, 2.0]], transform: invert}}\n",
      "ND", "transform"),
+    ("populations:\n- {name: src, size: 2, model: lif}\nblocks:\n"
+     "- {name: c, kind: ipvae, input: src, latent: 1, decoder: {inline: [[1.0], [0.5]]}}\n",
+     "ND505", "sends spikes"),
 ])
 def test_graded_wiring_errors_name_the_line_and_key(tmp_path, body, code, words):
     from neurodeploy.spec import check
