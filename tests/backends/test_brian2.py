@@ -249,9 +249,12 @@ def test_blocks_run_on_brian2_and_unsupported_targets_fail_clearly(capsys, tmp_p
     assert cli.main(["run", str(spec), "-t", "brian2", "-o", str(tmp_path / "o")]) == 0  # the block runner
     assert (tmp_path / "o" / "metrics.json").exists()
     capsys.readouterr()
-    rc = cli.main(["run", str(spec), "-t", "loihi2-torch", "-o", str(tmp_path / "o2")])
+    assert cli.main(["run", str(spec), "-t", "loihi2-torch", "-o", str(tmp_path / "o1")]) == 0  # integer model
+    assert (tmp_path / "o1" / "metrics.json").exists()
+    capsys.readouterr()
+    rc = cli.main(["run", str(spec), "-t", "loihi2", "-o", str(tmp_path / "o2")])
     err = capsys.readouterr().err
-    assert rc == 3 and "no lowering for target 'loihi2-torch'" in err and "Traceback" not in err
+    assert rc == 3 and "hardware" in err and "Traceback" not in err
     assert not (tmp_path / "o2").exists()
 
 
