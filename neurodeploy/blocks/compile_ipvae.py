@@ -438,12 +438,12 @@ def _compile_pc(net: Network, target: Target, block, arrays, out_dir, images, se
     """The ``predictive_coding`` form of :func:`compile_ipvae` (see the module doc)."""
     from ..backends.ipvae_common import ipvae_params
     from ..backends.ipvae_pc import run_ipvae_pc, synapse_counts
-    from ..backends.lava.ipvae import fixed_format
+    from ..backends.lava.ipvae import DEFAULT_SAMPLER, fixed_format
     from ..backends.lava.ipvae.pc_reference import pc_fixed_constants
 
     p = ipvae_params(arrays)
     K, M, T = p.latents, p.inputs, int(block.params["iterations"])
-    fmt = fixed_format(p)
+    fmt = fixed_format(p, sampler=DEFAULT_SAMPLER)  # the core-sized count table, as the lateral form
     c = pc_fixed_constants(p, fmt)
     wbits = int(target.precision.get("weight_bits", 8))
     qd, qe = np.asarray(c["dec_w"]) // 2, np.asarray(c["enc_w"]) // 2

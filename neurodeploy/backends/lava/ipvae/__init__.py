@@ -57,10 +57,11 @@ def __getattr__(name: str) -> Any:
 
 
 def fixed_format(p, frac_bits: int = 10, lut_bits: int | None = None, count_bits: int = 8,
-                 sampler: str = "full") -> FixedFormat:
+                 sampler: str | None = None) -> FixedFormat:
     """The :class:`FixedFormat` of the coder ``p`` (its bounds and clamp). ``sampler`` picks the
     table resolution (``full``: 8 fractional bits; ``core``: ``CORE_LUT_BITS``, the core-sized
-    sampler); an explicit ``lut_bits`` overrides it."""
+    sampler; default ``DEFAULT_SAMPLER``); an explicit ``lut_bits`` overrides it."""
+    sampler = DEFAULT_SAMPLER if sampler is None else sampler
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if lut_bits is None:

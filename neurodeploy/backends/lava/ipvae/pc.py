@@ -20,8 +20,8 @@ __all__ = ["run_ipvae_pc_lava"]
 
 def run_ipvae_pc_lava(arrays: dict, X, T: int, seed: int = 0, batch: int = 8, mode: str = "exact",
                       connection: str = "dense", z0=None, encoder=None, fixed: bool = False,
-                      frac_bits: int = 10, lut_bits: int = 8, count_bits: int = 8, gain_bits: int = 12,
-                      eps_frac_bits: int = 8, eps_bits: int = 16) -> dict:
+                      frac_bits: int = 10, lut_bits: int | None = None, count_bits: int = 8, gain_bits: int = 12,
+                      eps_frac_bits: int = 8, eps_bits: int = 16, sampler: str | None = None) -> dict:
     """Run ``T`` iP-VAE iterations in the PC form for every row of ``X`` (B, M) on Lava
     (``Loihi2SimCfg``, ``floating_pt`` or, with ``fixed``, ``fixed_pt`` with Lava's bit-accurate
     ``Dense``/``Sparse``), ``batch`` images per Lava run, ``2 T + 1`` time steps.
@@ -40,6 +40,8 @@ def run_ipvae_pc_lava(arrays: dict, X, T: int, seed: int = 0, batch: int = 8, mo
     drawn exactly as ``run_ipvae_lava`` draws them (``default_rng(seed)``: initial counts
     ``Pois(exp(u0))``, then one model seed per chunk), so with the same ``seed`` and ``batch``
     both forms see the same random stream (float; fixed point also the same xorshift seeds).
+    ``sampler`` (fixed point): the count table, ``'core'`` or ``'full'`` (default
+    ``DEFAULT_SAMPLER``, as the lateral form); ``lut_bits`` overrides its resolution.
     """
     from neurodeploy.compat.lava import ensure_lava_importable
 
@@ -78,7 +80,7 @@ def run_ipvae_pc_lava(arrays: dict, X, T: int, seed: int = 0, batch: int = 8, mo
     z0 = np.asarray(z0, np.float64).reshape(B, K)
     fmt = c = None
     if fixed:
-        fmt = fixed_format(p, frac_bits, lut_bits, count_bits)
+        fmt = fixed_format(p, frac_bits, lut_bits, count_bits, sampler)  # default: the core-sized table
         c = pc_fixed_constants(p, fmt, gain_bits, eps_frac_bits, eps_bits, encoder=Psi)
         w_dec, w_enc, gain, leak = c["dec_w"], c["enc_w"], c["gain_q"], c["leak_q"]
         u_init, X_in = np.clip(fmt.q(p.u0), fmt.u_min_q, fmt.u_max_q), fmt.q(X)
