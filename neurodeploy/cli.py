@@ -230,8 +230,9 @@ def _refuse_lca_compile(net) -> None:
 
     if has_lca_block(net):
         raise NotImplementedYet(
-            "compiling an lca block is not implemented yet (there is no fixed-point LCA model or "
-            "Loihi 2 resource report); `neurodeploy eval SPEC -t torch|lava` evaluates it")
+            "compiling an lca block is not implemented yet (there is no Loihi 2 resource report for "
+            "LCA); `neurodeploy eval SPEC -t loihi2-sim` runs its fixed-point model, and -t "
+            "torch|brian2|lava the float one")
 
 
 def _print_compiled(compiled) -> None:
@@ -360,7 +361,7 @@ def cmd_deploy(args) -> int:
     net, target = _spec_and_target(args)
     from .blocks.run_ipvae import has_ipvae_block
 
-    if _has_lca_only(net):  # LCA: nothing to compile (float targets only); evaluate on the target
+    if _has_lca_only(net):  # LCA: no compile report; evaluate on the target
         from .blocks.run_lca import runner_for as lca_runner_for
 
         lca_runner_for(target)  # exit 3 before anything is written

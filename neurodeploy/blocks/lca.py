@@ -21,7 +21,7 @@ class LCABlock(BlockDef):
     ``neurodeploy train`` on an ipvae training spec learns a unit-norm LCA dictionary alongside
     the iP-VAE (``lca_dictionary.npz``, key ``Phi``; docs/ipvae.md). ``neurodeploy eval`` runs
     the block on ``torch``, ``lava`` (a float Lava process with graded lateral input
-    through a Sparse connection) and ``brian2``; fixed-point targets exit 3.
+    through a Sparse connection), ``brian2`` and ``loihi2-sim`` (a fixed-point Lava process).
 
     Outputs that other parts of a spec may reference: ``<name>.latents`` (size ``latent``) and
     ``<name>.readout`` (the size of ``input``).

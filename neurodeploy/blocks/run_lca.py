@@ -17,10 +17,14 @@ What each target runs (LCA is deterministic: no seed is used):
 ``brian2``      :func:`neurodeploy.backends.brian2.lca.run_lca_brian2`: LCA units with a
                 graded, block-diagonal lateral Synapses (summed variable) and the Euler update
                 in a ``run_regularly`` at ``'end'``; equal to ``lca_step`` to ~1e-15
+``loihi2-sim``  ``run_lca_lava(..., fixed=True)``: integer LCA units (v, a in Q.10, 24-bit
+                saturating v, 16-bit graded activity payload, 8-bit lateral weights with a
+                shared exponent, dt/tau as a rounded multiplier), bit-exact with
+                ``backends/lava/lca/fixed_reference.py``
 ==============  =========================================================================
 
-Other targets raise :class:`~neurodeploy.errors.NotImplementedYet` (exit 3) saying why: there
-is no fixed-point LCA model (``loihi2-sim`` / ``loihi2`` / ``loihi2-torch``) yet.
+Other targets raise :class:`~neurodeploy.errors.NotImplementedYet` (exit 3) saying why
+(``loihi2`` needs hardware; ``loihi2-torch`` has no LCA integer model).
 
 Metrics at the last iteration (same keys as the ipvae eval where they apply): ``r2`` (mean
 per-image R^2 of ``x_hat = Phi a``), ``r2_median``, ``r2_pooled``, ``zeros`` (fraction of zero
@@ -41,7 +45,7 @@ from ..targets import Target
 from .run_ipvae import Coder, block_dictionary, block_images, find_coder, has_coder, _torch_device, plot_reconstructions
 
 #: images per Lava run (memory ~ batch K^2 synapses)
-BATCH = {"lava-float": 50, "brian2": 50}
+BATCH = {"lava-float": 50, "lava-fixed": 50, "brian2": 50}
 
 
 def lca_block(net: Network, name: str | None = None) -> Coder:
@@ -61,10 +65,16 @@ def runner_for(target: Target) -> str:
         return "lava-float"
     if target.backend == "brian2":
         return "brian2"
+    if target.backend == "lava" and target.device == "loihi2":
+        raise NotImplementedYet(
+            f"running the lca block on '{target.name}' needs Loihi 2 hardware and lava-loihi; "
+            "`--target loihi2-sim` runs the same fixed-point LCA bit-accurately on the CPU")
+    if target.backend == "lava":
+        return "lava-fixed"
     raise NotImplementedYet(
         f"the lca block has no lowering for target '{target.name}' ({target.backend}, "
-        f"{target.number_format}): there is no fixed-point LCA model yet (graded activities and "
-        "the lateral matrix Phi^T Phi - I would need a Q format); use --target torch or lava")
+        f"{target.number_format}): the fixed-point LCA runs on --target loihi2-sim; use torch, "
+        "brian2 or lava for float")
 
 
 def lca_metrics(Phi, X, a, seconds: float) -> dict:
@@ -113,9 +123,14 @@ def evaluate(Phi, X, target: Target, Ts, lam: float, dt_tau: float, torch_device
 
             runner = "brian2 (numpy codegen, LCA units + graded lateral Synapses)"
         else:
-            from ..backends.lava.lca import run_lca_lava as fn
+            from functools import partial
 
-            runner = "lava floating_pt (Loihi2SimCfg, LCA units + Sparse graded lateral input)"
+            from ..backends.lava.lca import run_lca_lava
+
+            fn = partial(run_lca_lava, fixed=kind == "lava-fixed")
+            runner = ("lava fixed_pt (Loihi2SimCfg, integer LCA units in Q.10, 8-bit lateral weights, "
+                      "16-bit graded activities)" if kind == "lava-fixed" else
+                      "lava floating_pt (Loihi2SimCfg, LCA units + Sparse graded lateral input)")
         for T in Ts:
             r = fn(Phi, X, T, float(lam), float(dt_tau), batch=batch or BATCH[kind])
             codes[T] = (r["a"], r["seconds"])
