@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
@@ -41,3 +42,14 @@ def assert_fixed_run_matches_reference(arrays, X, r, T):
     np.testing.assert_array_equal(r["z"].ravel(), z)
     np.testing.assert_allclose(r["zbar"].ravel(), zbar, atol=1e-12)
     assert r["z"].sum() > 0
+
+
+#: the shipped LCA dictionary of the digits coder (64 pixels x 256 atoms) and the parameters of
+#: models/ipvae/lca_digits.yaml
+LCA_DICT = Path(__file__).resolve().parents[2] / "models" / "weights" / "ipvae_digits" / "lca_dictionary.npz"
+LCA_LAM, LCA_DT_TAU = 0.2, 0.1
+
+
+def lca_dictionary() -> np.ndarray:
+    with np.load(LCA_DICT, allow_pickle=False) as z:
+        return np.asarray(z["Phi"], np.float64)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,17 +9,12 @@ pytest.importorskip("brian2")
 
 from neurodeploy.backends.brian2.lca import run_lca_brian2  # noqa: E402
 from neurodeploy.learn.ipvae import lca_step  # noqa: E402
-
-#: the shipped LCA dictionary of the digits coder (64 pixels x 256 atoms)
-LCA_DICT = Path(__file__).resolve().parents[2] / "models" / "weights" / "ipvae_digits" / "lca_dictionary.npz"
-#: the parameters of models/ipvae/lca_digits.yaml
-LAM, DT_TAU = 0.2, 0.1
+from tests.backends.helpers import LCA_DT_TAU as DT_TAU, LCA_LAM as LAM, lca_dictionary  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def Phi():
-    with np.load(LCA_DICT, allow_pickle=False) as z:
-        return np.asarray(z["Phi"], np.float64)
+    return lca_dictionary()
 
 
 @pytest.fixture(scope="module")

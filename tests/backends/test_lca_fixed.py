@@ -3,7 +3,6 @@ and the ``fixed_pt`` Lava model (``run_lca_lava(..., fixed=True)``) against it a
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,16 +16,12 @@ from neurodeploy.backends.lava.lca.fixed_reference import (
 )
 from neurodeploy.learn.ipvae import lca_step, r2_per_image
 
-#: the shipped LCA dictionary of the digits coder (64 pixels x 256 atoms)
-LCA_DICT = Path(__file__).resolve().parents[2] / "models" / "weights" / "ipvae_digits" / "lca_dictionary.npz"
-#: the parameters of models/ipvae/lca_digits.yaml
-LAM, DT_TAU = 0.2, 0.1
+from tests.backends.helpers import LCA_DT_TAU as DT_TAU, LCA_LAM as LAM, lca_dictionary
 
 
 @pytest.fixture(scope="module")
 def Phi():
-    with np.load(LCA_DICT, allow_pickle=False) as z:
-        return np.asarray(z["Phi"], np.float64)
+    return lca_dictionary()
 
 
 @pytest.fixture(scope="module")
