@@ -96,14 +96,20 @@ class RunSetup:
         return self.p.latents
 
 
-def prepare_run(arrays: dict, X, T: int, seed: int, mode: str, z0=None) -> RunSetup:
-    """Check the arguments and compute the drive, the lateral matrix and the initial counts
-    (``Pois(exp(u0))`` from ``seed``, ``exp(u0)`` in rate mode, or the given ``z0``)."""
+def check_run_args(mode: str, T) -> int:
+    """``T`` as an int, after checking it and the sampling ``mode`` (ValueError otherwise)."""
     if mode not in ("exact", "rate"):
         raise ValueError(f"mode must be 'exact' or 'rate', got {mode!r}")
     T = int(T)
     if T < 1:
         raise ValueError(f"T must be >= 1, got {T}")
+    return T
+
+
+def prepare_run(arrays: dict, X, T: int, seed: int, mode: str, z0=None) -> RunSetup:
+    """Check the arguments and compute the drive, the lateral matrix and the initial counts
+    (``Pois(exp(u0))`` from ``seed``, ``exp(u0)`` in rate mode, or the given ``z0``)."""
+    T = check_run_args(mode, T)
     p = ipvae_params(arrays)
     X = np.atleast_2d(np.asarray(X, np.float64))
     B, K = len(X), p.latents

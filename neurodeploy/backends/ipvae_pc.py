@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurodeploy.backends.ipvae_common import average_counts, ipvae_params, ipvae_result
-from neurodeploy.learn.ipvae import U_MIN, softclamp_upper_np
+from neurodeploy.learn.ipvae import U_MIN, poisson_counts, softclamp_upper_np
 
 __all__ = ["error_units", "latent_update", "ipvae_pc_step", "run_ipvae_pc", "kp_update",
            "kp_alignment_demo", "synapse_counts"]
@@ -79,13 +79,7 @@ def ipvae_pc_step(u, z, x, Phi, b, eta, sigma, *, encoder=None, u_min=U_MIN, u_m
     eps = error_units(x, z, Phi, sigma)
     a = eps @ Phi if encoder is None else eps @ np.asarray(encoder, float).T
     u_new, _ = latent_update(u, a, np.exp(b), eta, u_min=u_min, u_max=u_max, du_max=du_max, soft=soft)
-    rate = np.exp(u_new)
-    if mode == "rate":
-        z_new = rate
-    else:
-        rng = rng if rng is not None else np.random.default_rng()
-        z_new = rng.poisson(rate).astype(float)
-    return u_new, z_new, u_new - np.asarray(u, float), eps
+    return u_new, poisson_counts(u_new, mode, rng), u_new - np.asarray(u, float), eps
 
 
 def run_ipvae_pc(arrays: dict, X, T: int, seed: int = 0, mode: str = "exact", z0=None,

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendError, NotImplementedYet, UsageError
+from ..errors import NotImplementedYet, UsageError
 from ..ir.nodes import ArrayStimulus, Block, Network
 from ..targets import Target
 
@@ -342,18 +342,8 @@ def runner_for(target: Target, form: str = "lateral") -> str:
         return "lava-pc-fixed" if pc else "lava-fixed"
     raise NotImplementedYet(
         f"the ipvae block has no lowering for target '{target.name}' ({target.backend}, "
-        f"{target.number_format}): integer inference is implemented on Lava only; use --target "
-        "loihi2-sim for fixed point, or torch / brian2 / lava for float")
-
-
-def _torch_device(device: str):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BackendError("--torch-device cuda: no CUDA device is visible")
-    return torch.device(device)
+        f"{target.number_format}): use --target loihi2-sim or loihi2-torch for fixed point, or "
+        "torch / brian2 / lava for float")
 
 
 def _run_torch(arrays, X, Ts, seed, device):
@@ -363,7 +353,9 @@ def _run_torch(arrays, X, Ts, seed, device):
     from ..backends.ipvae_common import average_counts, ipvae_params, ipvae_result
     from ..learn.ipvae import ipvae_from_arrays
 
-    dev = _torch_device(device)
+    from ..backends.torch import pick_device
+
+    dev = pick_device(device)
     p = ipvae_params(arrays)
     model = ipvae_from_arrays(arrays).to(dev)
     x = torch.as_tensor(X, dtype=torch.float32, device=dev)

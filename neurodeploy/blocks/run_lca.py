@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import NotImplementedYet, UsageError
 from ..ir.nodes import Network
 from ..targets import Target
-from .run_ipvae import Coder, block_dictionary, block_images, find_coder, has_coder, _torch_device, plot_reconstructions
+from .run_ipvae import Coder, block_dictionary, block_images, find_coder, has_coder, plot_reconstructions
 
 #: images per Lava run (memory ~ batch K^2 synapses)
 BATCH = {"lava-float": 50, "lava-fixed": 50, "brian2": 50}
@@ -108,7 +108,9 @@ def evaluate(Phi, X, target: Target, Ts, lam: float, dt_tau: float, torch_device
 
         from ..learn.ipvae import lca_infer
 
-        dev = _torch_device(torch_device)
+        from ..backends.torch import pick_device
+
+        dev = pick_device(torch_device)
         runner = f"torch lca_infer float64 ({dev.type})"
         Pt = torch.as_tensor(Phi, dtype=torch.float64, device=dev)
         xt = torch.as_tensor(X, dtype=torch.float64, device=dev)

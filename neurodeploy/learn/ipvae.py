@@ -55,13 +55,17 @@ def ipvae_step(u, z, x, Phi, b, eta, sigma, *, u_min=U_MIN, u_max=10.0, du_max=1
     cap = (lambda y, c: softclamp_upper_np(y, c)) if soft else (lambda y, c: np.minimum(y, c))
     du = cap(np.maximum(du, u_min), du_max)
     u_new = cap(np.maximum(u + du, u_min), u_max)
-    rate = np.exp(u_new)
+    return u_new, poisson_counts(u_new, mode, rng), u_new - u
+
+
+def poisson_counts(u, mode: str = "exact", rng=None) -> np.ndarray:
+    """The counts of log rates ``u``: ``Pois(exp(u))`` drawn with ``rng`` (``mode='exact'``), or
+    the rates ``exp(u)`` themselves (``mode='rate'``)."""
+    rate = np.exp(u)
     if mode == "rate":
-        z_new = rate
-    else:
-        rng = rng if rng is not None else np.random.default_rng()
-        z_new = rng.poisson(rate).astype(float)
-    return u_new, z_new, u_new - u
+        return rate
+    rng = rng if rng is not None else np.random.default_rng()
+    return rng.poisson(rate).astype(float)
 
 
 def poisson_kl_np(u, u_prev):

@@ -25,6 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..learn.ipvae import poisson_counts, softclamp_upper_np
 from ..params import param
 from .base import NeuronModel, register_neuron
 
@@ -47,11 +48,6 @@ def _per_neuron(value, default: float, shape) -> np.ndarray:
     if value is None:
         return np.full(shape[-1], default)
     return np.broadcast_to(np.asarray(value, float), (shape[-1],))
-
-
-def _soft_upper(y, c):
-    """``c - softplus(c - y)``: a smooth upper cap (the training's soft clamp)."""
-    return c - np.logaddexp(0.0, c - y)
 
 
 @register_neuron
@@ -102,19 +98,17 @@ class IPVAELatent(GradedModel):
 
     @classmethod
     def initial_output(cls, params, state, rng=None):
-        rng = rng if rng is not None else np.random.default_rng()
-        return rng.poisson(np.exp(state["u"])).astype(float)
+        return poisson_counts(state["u"], "exact", rng)
 
     @classmethod
     def reference_step(cls, p, state, inputs, dt, rng=None):
         u = np.asarray(state["u"], float)
         b = _per_neuron(p.bias, -np.inf, u.shape)
-        cap = _soft_upper if p.clamp == "soft" else np.minimum
+        cap = softclamp_upper_np if p.clamp == "soft" else np.minimum
         du = p.step_size * (np.asarray(inputs.get("graded", 0.0), float) - np.exp(b))
         du = cap(np.maximum(du, p.u_min), p.du_max)
         u_new = cap(np.maximum(u + du, p.u_min), p.u_max)
-        rng = rng if rng is not None else np.random.default_rng()
-        z = rng.poisson(np.exp(u_new)).astype(float)
+        z = poisson_counts(u_new, "exact", rng)
         return {"u": u_new, "z": z}, z
 
 

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from neurodeploy.backends.ipvae_common import chunks, ipvae_params, ipvae_result
+from neurodeploy.backends.ipvae_common import check_run_args, chunks, ipvae_params, ipvae_result
 from neurodeploy.learn.ipvae import AVG_TAU
 
 __all__ = ["run_ipvae_pc_lava"]
@@ -56,15 +56,11 @@ def run_ipvae_pc_lava(arrays: dict, X, T: int, seed: int = 0, batch: int = 8, mo
     from neurodeploy.backends.lava.ipvae.pc_reference import pc_fixed_constants
     from neurodeploy.backends.lava.ipvae.reference import seed_states
 
-    if mode not in ("exact", "rate"):
-        raise ValueError(f"mode must be 'exact' or 'rate', got {mode!r}")
+    T = check_run_args(mode, T)
     if fixed and mode != "exact":
         raise ValueError("fixed point draws counts: mode must be 'exact'")
     if connection not in ("dense", "sparse"):
         raise ValueError(f"connection must be 'dense' or 'sparse', got {connection!r}")
-    T = int(T)
-    if T < 1:
-        raise ValueError(f"T must be >= 1, got {T}")
     p = ipvae_params(arrays)
     X = np.atleast_2d(np.asarray(X, np.float64))
     B, M, K = len(X), p.inputs, p.latents
