@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import UsageError
 from ..ir.nodes import ArrayRef, ArrayStimulus, Network
 from ..ir.serialize import _build
-from ..ir.verify import endpoints
+from ..ir.verify import algebraic_order, endpoints
 from ..neurons import get_neuron
 
 #: dense matrices only: a graded network this simulator builds must stay small
@@ -67,22 +67,6 @@ def dense_weights(net: Network, proj) -> np.ndarray:
     return W
 
 
-def _order(net: Network, algebraic: list) -> list:
-    """The algebraic populations in dependency order (verify refuses loops)."""
-    names = {p.name for p in algebraic}
-    deps = {p.name: {pr.source for pr in net.projections if pr.target == p.name and pr.source in names}
-            for p in algebraic}
-    done, out = set(), []
-    while len(out) < len(algebraic):
-        ready = [p for p in algebraic if p.name not in done and deps[p.name] <= done]
-        if not ready:
-            raise UsageError("algebraic populations form a loop: " + ", ".join(sorted(names - done)))
-        for p in ready:
-            done.add(p.name)
-            out.append(p)
-    return out
-
-
 def simulate_graded(net: Network, inputs: dict[str, np.ndarray], steps: int, seed: int = 0,
                     rng: np.random.Generator | None = None) -> dict:
     """Run the graded network ``net`` for ``steps`` steps on a batch.
@@ -114,7 +98,10 @@ def simulate_graded(net: Network, inputs: dict[str, np.ndarray], steps: int, see
     W = {pr.name: dense_weights(net, pr) for pr in net.projections}
     into = {p.name: [pr for pr in net.projections if pr.target == p.name] for p in net.populations}
     stateful = [p for p in net.populations if not models[p.name].algebraic]
-    algebraic = _order(net, [p for p in net.populations if models[p.name].algebraic])
+    order, stuck = algebraic_order(net)
+    if stuck:
+        raise UsageError("algebraic populations form a loop: " + ", ".join(stuck))
+    algebraic = [net.node(n) for n in order]
 
     def fresh(p):
         m = models[p.name]

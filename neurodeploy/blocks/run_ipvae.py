@@ -208,9 +208,9 @@ def coders(net: Network, kind: str | None = None) -> list[Coder]:
 
 def find_coder(net: Network, kind: str, name: str | None = None) -> Coder:
     """The spec's one ``kind`` coder (block or expanded populations; ``name`` picks one)."""
-    from ..neurons import NEURONS
+    from ..neurons.graded import populations_of
 
-    spiking = [p.name for p in net.populations if p.model in NEURONS and not NEURONS[p.model].graded]
+    spiking = populations_of(net, graded=False)
     if spiking and has_coder(net, kind):
         raise NotImplementedYet(
             f"spec '{net.name}' has spiking populations ({', '.join(spiking)}) next to its {kind} coder: "

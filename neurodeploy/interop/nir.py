@@ -837,12 +837,10 @@ def export_nir(net, path, *, time_unit: str = "s") -> dict:
             d["value"] = value
         report["dropped"].append(d)
 
-    from ..neurons import NEURONS
+    from ..neurons.graded import graded_parts
 
-    graded = [p.name for p in net.populations if p.model in NEURONS and NEURONS[p.model].graded]
-    if net.blocks or graded:
-        what = ("blocks " + ", ".join(b.name for b in net.blocks) if net.blocks
-                else "graded populations " + ", ".join(graded))
+    what = graded_parts(net)
+    if what:
         raise NotImplementedYet(
             f"'{net.name}' has {what}: NIR 1.0 has no Poisson-count (iP-VAE) or LCA neuron primitive, so "
             "the coder cannot be written as NIR; its decoder is interchanged as ONNX (`neurodeploy train` "

@@ -379,7 +379,7 @@ def _check(net: Network) -> Iterator[Problem]:
         if pb.period is not None and pb.period < sim.dt:
             yield Problem("ND205", path + ("period",), "period is shorter than dt")
 
-    yield from _algebraic_cycles(net, eps)
+    yield from _algebraic_cycles(net)
 
     # --- blocks ------------------------------------------------------------------------------
     graph: dict[str, str] = {}
@@ -445,36 +445,27 @@ def _graded_problems(pr, path, src, tgt) -> Iterator[Problem]:
                           f"'{pr.name}' carries graded values")
 
 
-def _algebraic_cycles(net: Network, eps) -> Iterator[Problem]:
-    """A loop of algebraic (stateless, same-step) populations has no solution order."""
-    alg = {p.name for p in net.populations if eps[p.name].model is not None and eps[p.name].model.algebraic}
-    feeds: dict[str, set[str]] = {n: set() for n in alg}
-    for pr in net.projections:
-        if pr.source in alg and pr.target in alg:
-            feeds[pr.source].add(pr.target)
-    state: dict[str, int] = {}
+def algebraic_order(net: Network) -> tuple[list[str], list[str]]:
+    """(order, stuck): the algebraic (stateless, same-step) populations in dependency order, and
+    those that cannot be ordered because they are in or behind a loop of algebraic populations."""
+    alg = [p.name for p in net.populations if p.model in NEURONS and NEURONS[p.model].algebraic]
+    deps = {n: {pr.source for pr in net.projections if pr.target == n and pr.source in alg} for n in alg}
+    order: list[str] = []
+    while True:
+        ready = [n for n in alg if n not in order and deps[n] <= set(order)]
+        if not ready:
+            return order, [n for n in alg if n not in order]
+        order.extend(ready)
 
-    def visit(n, trail):
-        state[n] = 1
-        for m in sorted(feeds[n]):
-            if state.get(m) == 1:
-                return trail + [n, m]
-            if m not in state:
-                found = visit(m, trail + [n])
-                if found:
-                    return found
-        state[n] = 2
-        return None
 
-    for n in sorted(alg):
-        if n not in state:
-            cyc = visit(n, [])
-            if cyc:
-                i = next(k for k, p in enumerate(net.populations) if p.name == cyc[0])
-                yield Problem("ND502", ("populations", i, "model"),
-                              "algebraic (linear) populations form a loop: " + " -> ".join(cyc),
-                              "break the loop with a stateful population (ipvae, lca)")
-                return
+def _algebraic_cycles(net: Network) -> Iterator[Problem]:
+    """A loop of algebraic populations has no evaluation order."""
+    _, stuck = algebraic_order(net)
+    if stuck:
+        i = next(k for k, p in enumerate(net.populations) if p.name == stuck[0])
+        yield Problem("ND502", ("populations", i, "model"),
+                      "algebraic (linear) populations form a loop: " + ", ".join(stuck),
+                      "break the loop with a stateful population (ipvae, lca)")
 
 
 def _weight_shape(c, n_src, n_tgt):

@@ -30,6 +30,22 @@ from ..params import param
 from .base import NeuronModel, register_neuron
 
 
+def populations_of(net, graded: bool) -> list[str]:
+    """The names of ``net``'s populations whose model is (``graded``) or is not graded."""
+    from . import NEURONS
+
+    return [p.name for p in net.populations if p.model in NEURONS and NEURONS[p.model].graded == graded]
+
+
+def graded_parts(net) -> str | None:
+    """``"blocks a, b"`` or ``"graded populations x, y"`` when ``net`` has any, else None (for the
+    messages of the paths that run spiking networks only)."""
+    if net.blocks:
+        return "blocks " + ", ".join(b.name for b in net.blocks)
+    graded = populations_of(net, graded=True)
+    return "graded populations " + ", ".join(graded) if graded else None
+
+
 class GradedModel(NeuronModel):
     graded: ClassVar[bool] = True
     synaptic_target = "graded"

@@ -236,12 +236,10 @@ def _refuse_coders(net) -> None:
     by spike trains: exit 3 pointing to what does that."""
     from ..blocks.run_ipvae import has_coder
     from ..errors import NotImplementedYet
-    from ..neurons import NEURONS
+    from ..neurons.graded import graded_parts
 
-    graded = [p.name for p in net.populations if p.model in NEURONS and NEURONS[p.model].graded]
-    if net.blocks or graded:
-        what = ("blocks " + ", ".join(b.name for b in net.blocks) if net.blocks
-                else "graded populations " + ", ".join(graded))
+    what = graded_parts(net)
+    if what:
         hint = ("`neurodeploy eval SPEC -t TARGET` on each target and benchmarks/ipvae_backends.py (means over "
                 ">= 500 image runs, stated Monte-Carlo tolerances) compare coders across backends"
                 if has_coder(net, "ipvae") or has_coder(net, "lca") else "expand or remove them")
