@@ -314,16 +314,18 @@ def _eval(net, target, args, images, iterations, seed, batch) -> int:
     if lca:
         from .blocks import run_lca as runner
 
+        coder = runner.lca_block(net)
         runner.runner_for(target)  # unsupported targets: exit 3 before anything is printed or loaded
     else:
         from .blocks import run_ipvae as runner
 
-        runner.runner_for(target, runner.block_form(runner.ipvae_block(net)))
+        coder = runner.ipvae_block(net)
+        runner.runner_for(target, runner.block_form(coder))
     quiet = args.json or args.quiet
     if not quiet:
         print(f"evaluating {net.name}{' (LCA)' if lca else ''} on {target.name} ...", file=sys.stderr)
     m = runner.eval_to_dir(net, target, args.out, images=images, iterations=iterations, seed=seed,
-                           progress=not quiet, torch_device=args.torch_device, batch=batch)
+                           progress=not quiet, torch_device=args.torch_device, batch=batch, coder=coder)
     if args.json:
         _print_json({"ok": True, **{k: v for k, v in m.items() if k != "versions"}})
         return EXIT_OK
@@ -361,17 +363,11 @@ def cmd_deploy(args) -> int:
     net, target = _spec_and_target(args)
     from .blocks.run_ipvae import has_ipvae_block
 
-    if _has_lca_only(net):  # LCA: no compile report; evaluate on the target
-        from .blocks.run_lca import runner_for as lca_runner_for
-
-        lca_runner_for(target)  # exit 3 before anything is written
+    if _has_lca_only(net):  # LCA: no compile report; evaluate on the target (_eval exits 3 first if it cannot)
         args.quiet, args.torch_device = getattr(args, "quiet", False), getattr(args, "torch_device", "auto")
         return _eval(net, target, args, images=None, iterations=None, seed=net.simulation.seed, batch=None)
     if has_ipvae_block(net):  # a coder block: compile (fixed-point Loihi targets), then evaluate there
-        from .blocks.run_ipvae import block_form, ipvae_block, runner_for
-
-        if not (target.backend == "lava" and target.number_format == "fixed"):
-            runner_for(target, block_form(ipvae_block(net)))  # exit 3 before writing
+        # (other targets: _eval exits 3 before anything is written when it cannot run them)
         if target.backend == "lava" and target.number_format == "fixed":
             say = None if args.json else (lambda msg: print(msg, file=sys.stderr))
             compiler.compile_blocks(net, target, args.out, log=say)

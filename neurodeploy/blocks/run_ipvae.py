@@ -508,13 +508,13 @@ def plot_reconstructions(X, xhat: dict, path, n: int = 8, title: str = "") -> Pa
 
 def eval_to_dir(net: Network, target: Target, out_dir, images: int | None = None, iterations=None,
                 seed: int = 0, progress: bool = False, torch_device: str = "auto",
-                batch: int | None = None, block_name: str | None = None) -> dict:
+                batch: int | None = None, block_name: str | None = None, coder=None) -> dict:
     """Evaluate the spec's ipvae block on ``target``; writes ``DIR/metrics.json`` (atomically)
     and ``DIR/reconstructions.png``. Returns the metrics dict (plus ``files``)."""
     from ..backends.versions import versions
     from ..io import atomic_write_json
 
-    block = ipvae_block(net, block_name)
+    block = coder if coder is not None else ipvae_block(net, block_name)  # ``coder``: already found
     form = block_form(block)
     runner_for(target, form)  # unsupported targets fail before any data is loaded
     arrays = block_arrays(net, block)

@@ -146,14 +146,14 @@ def evaluate(Phi, X, target: Target, Ts, lam: float, dt_tau: float, torch_device
 
 def eval_to_dir(net: Network, target: Target, out_dir, images: int | None = None, iterations=None,
                 seed: int = 0, progress: bool = False, torch_device: str = "auto",
-                batch: int | None = None, block_name: str | None = None) -> dict:
+                batch: int | None = None, block_name: str | None = None, coder=None) -> dict:
     """Evaluate the spec's lca block on ``target``; writes ``DIR/metrics.json`` (atomically)
     and ``DIR/reconstructions.png``. Returns the metrics dict (plus ``files``). ``seed`` and
     ``progress`` are accepted for the CLI's sake (LCA is deterministic) and ``seed`` is recorded."""
     from ..backends.versions import versions
     from ..io import atomic_write_json
 
-    block = lca_block(net, block_name)
+    block = coder if coder is not None else lca_block(net, block_name)  # ``coder``: already found
     runner_for(target)  # unsupported targets fail before any data is loaded
     Phi = block_dictionary(net, block)
     X, desc = block_images(net, block, images)
