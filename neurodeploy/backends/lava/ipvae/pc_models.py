@@ -31,10 +31,36 @@ from neurodeploy.backends.lava.ipvae.reference import fixed_step  # noqa: E402
 __all__ = ["PyIPVAEErrorsFixed", "PyIPVAEErrorsFloat", "PyIPVAEPCLatentsFixed", "PyIPVAEPCLatentsFloat"]
 
 
+class _ErrorSchedule:
+    """Error units compute ``eps = self._errors(a_in)`` and send it on even steps, 0 on odd ones."""
+
+    def run_spk(self) -> None:
+        a = self.a_in.recv()
+        if self.time_step % 2 == 0:
+            self.eps[:] = self._errors(a)
+            self.s_out.send(self.eps)
+        else:
+            self.s_out.send(np.zeros_like(self.eps))
+
+
+class _LatentSchedule:
+    """Latents send their initial counts at step 1; at every later odd step m, iteration
+    t = (m - 1) / 2, they update from the errors' input (``self._iterate``), average the counts and
+    send them; even steps send 0."""
+
+    def run_spk(self) -> None:
+        a = self.a_in.recv()
+        m = self.time_step
+        if m > 1 and m % 2 == 1:
+            self._iterate(a)
+            self.zbar[:] = self.zbar + (self.z - self.zbar) / min((m - 1) // 2, self._avg_tau)
+        self.s_out.send(self.z if m % 2 == 1 else np.zeros_like(self.z))
+
+
 @implements(proc=IPVAEErrors, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyIPVAEErrorsFloat(PyLoihiProcessModel):
+class PyIPVAEErrorsFloat(_ErrorSchedule, PyLoihiProcessModel):
     """Float64 error units: ``eps = gain (x - a_in)`` sent on even steps, 0 on odd steps."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
@@ -43,19 +69,14 @@ class PyIPVAEErrorsFloat(PyLoihiProcessModel):
     gain: np.ndarray = LavaPyType(np.ndarray, float)
     eps: np.ndarray = LavaPyType(np.ndarray, float)
 
-    def run_spk(self) -> None:
-        a = self.a_in.recv()
-        if self.time_step % 2 == 0:
-            self.eps[:] = (self.x - a) * self.gain
-            self.s_out.send(self.eps)
-        else:
-            self.s_out.send(np.zeros_like(self.eps))
+    def _errors(self, a):
+        return (self.x - a) * self.gain
 
 
 @implements(proc=IPVAEPCLatents, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyIPVAEPCLatentsFloat(PyLoihiProcessModel):
+class PyIPVAEPCLatentsFloat(_LatentSchedule, PyLoihiProcessModel):
     """Float64 PC-form latents; counts from ``numpy.random.Generator.poisson`` (unclipped)."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
@@ -75,28 +96,18 @@ class PyIPVAEPCLatentsFloat(PyLoihiProcessModel):
         self._avg_tau = pp["avg_tau"]
         self._rng = np.random.default_rng(pp["seed"])
 
-    def run_spk(self) -> None:
-        a = self.a_in.recv()
-        m = self.time_step
-        if m == 1:
-            self.s_out.send(self.z)
-        elif m % 2 == 1:
-            t = (m - 1) // 2
-            u, _ = latent_update(self.u, a, self.leak, self._eta, **self._kw)
-            self.u[:] = u
-            rate = np.exp(self.u)
-            self.z[:] = rate if self._rate else self._rng.poisson(rate)
-            self.zbar[:] = self.zbar + (self.z - self.zbar) / min(t, self._avg_tau)
-            self.s_out.send(self.z)
-        else:
-            self.s_out.send(np.zeros_like(self.z))
+    def _iterate(self, a) -> None:
+        u, _ = latent_update(self.u, a, self.leak, self._eta, **self._kw)
+        self.u[:] = u
+        rate = np.exp(self.u)
+        self.z[:] = rate if self._rate else self._rng.poisson(rate)
 
 
 
 @implements(proc=IPVAEErrors, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyIPVAEErrorsFixed(PyLoihiProcessModel):
+class PyIPVAEErrorsFixed(_ErrorSchedule, PyLoihiProcessModel):
     """Integer error units (``pc_reference.errors_fixed``), signed graded output of eps_bits."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
@@ -110,19 +121,14 @@ class PyIPVAEErrorsFixed(PyLoihiProcessModel):
         pp = self.proc_params
         self._kw = {k: pp[k] for k in ("dec_shift", "gain_bits", "frac_bits", "eps_frac_bits", "eps_bits")}
 
-    def run_spk(self) -> None:
-        a = self.a_in.recv()
-        if self.time_step % 2 == 0:
-            self.eps[:] = errors_fixed(self.x, a, self.gain, **self._kw)
-            self.s_out.send(self.eps)
-        else:
-            self.s_out.send(np.zeros_like(self.eps))
+    def _errors(self, a):
+        return errors_fixed(self.x, a, self.gain, **self._kw)
 
 
 @implements(proc=IPVAEPCLatents, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyIPVAEPCLatentsFixed(PyLoihiProcessModel):
+class PyIPVAEPCLatentsFixed(_LatentSchedule, PyLoihiProcessModel):
     """Fixed-point PC-form latents: ``reference.fixed_step`` with drive ``-leak``."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
@@ -137,19 +143,8 @@ class PyIPVAEPCLatentsFixed(PyLoihiProcessModel):
         super().__init__(proc_params)
         self._fmt, self._lat_shift, self._avg_tau = fixed_latent_setup(self.proc_params, "IPVAEPCLatents")
 
-    def run_spk(self) -> None:
-        a = self.a_in.recv()
-        m = self.time_step
-        if m == 1:
-            self.s_out.send(self.z)
-        elif m % 2 == 1:
-            t = (m - 1) // 2
-            u, z, state = fixed_step(self.u, -self.leak.astype(np.int64), a, self.state, self._lat_shift,
-                                     self._fmt)
-            self.u[:] = u
-            self.z[:] = z
-            self.state[:] = state
-            self.zbar[:] = self.zbar + (self.z - self.zbar) / min(t, self._avg_tau)
-            self.s_out.send(self.z)
-        else:
-            self.s_out.send(np.zeros_like(self.z))
+    def _iterate(self, a) -> None:
+        u, z, state = fixed_step(self.u, -self.leak.astype(np.int64), a, self.state, self._lat_shift, self._fmt)
+        self.u[:] = u
+        self.z[:] = z
+        self.state[:] = state
