@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade "pip>=23.2" "setuptools>=64" wheel
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
 	@# lava-nc 0.10.0 declares Python <3.11; its runtime deps are in requirements.txt and
-	@# neurodeploy/compat/lava.py fixes its one import failure on 3.11.
+	@# neurodeploy/core/compat/lava.py fixes its one import failure on 3.11.
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)

@@ -31,13 +31,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from brian2_ei import scaled  # noqa: E402
 
-from neurodeploy import materialize as mat  # noqa: E402
-from neurodeploy.backends.brian2 import Brian2Options  # noqa: E402
-from neurodeploy.backends.brian2 import run as brian2_run  # noqa: E402
-from neurodeploy.backends.lava import run as lava_run  # noqa: E402
-from neurodeploy.backends.torch import TorchOptions  # noqa: E402
-from neurodeploy.backends.torch import run as torch_run  # noqa: E402
-from neurodeploy.targets import load_target  # noqa: E402
+from neurodeploy.library import materialize as mat  # noqa: E402
+from neurodeploy.backends.brian2.simulator import Brian2Options  # noqa: E402
+from neurodeploy.backends.brian2.simulator import run as brian2_run  # noqa: E402
+from neurodeploy.backends.lava.simulator import run as lava_run  # noqa: E402
+from neurodeploy.backends.torch.simulator import TorchOptions  # noqa: E402
+from neurodeploy.backends.torch.simulator import run as torch_run  # noqa: E402
+from neurodeploy.core.targets import load_target  # noqa: E402
 from results_io import write_results  # noqa: E402
 
 BACKENDS = {
@@ -119,8 +119,8 @@ def batched(n: int, trials: int, s: int) -> dict:
 
 
 def _dense_shapes(net):
-    from neurodeploy.backends.torch import DENSE_MAX_ELEMENTS
-    from neurodeploy.ir.verify import endpoints
+    from neurodeploy.backends.torch.simulator import DENSE_MAX_ELEMENTS
+    from neurodeploy.spec.checks import endpoints
 
     eps = endpoints(net)
     for pr in net.projections:

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import neurodeploy as nd  # noqa: E402
-from neurodeploy.backends.brian2 import Brian2Options, run  # noqa: E402
+from neurodeploy.backends.brian2.simulator import Brian2Options, run  # noqa: E402
 from results_io import write_results  # noqa: E402
 
 

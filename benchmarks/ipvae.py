@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from neurodeploy.data import train_test  # noqa: E402
+from neurodeploy.core.data import train_test  # noqa: E402
 from neurodeploy.learn.ipvae import distance, ipvae_step, r2_per_image, r2_pooled  # noqa: E402
 from neurodeploy.learn.train import evaluate_ipvae  # noqa: E402
 
@@ -145,7 +145,7 @@ def show(res):
 def main(argv=None):
     import torch
 
-    from neurodeploy.io import atomic_write_json
+    from neurodeploy.core.io import atomic_write_json
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", default=["digits", "patches8"])

@@ -1,15 +1,15 @@
 """Benchmark: spiking iP-VAE inference on every backend vs the training-time evaluation (issue 6).
 
 The shipped digits coder (models/weights/ipvae_digits/decoder.npz) on its held-out split
-(``neurodeploy.data.train_test('digits')``: 297 images; the other 1500 trained it), repeated
+(``neurodeploy.core.data.arrays.train_test('digits')``: 297 images; the other 1500 trained it), repeated
 ``--reps`` times with independent random streams so that >= 500 image runs enter every
 statistic; or (``--data patches8``) the shipped patch coder on up to 2000 distinct held-out
 patches. Per T (default 32 and 128) and backend:
 
 * torch exact: ``ipvae_from_arrays(arrays).infer(x, T, mode='exact')`` (float32, the training-time
   evaluation of ``neurodeploy.learn.train.evaluate_ipvae``);
-* brian2: :func:`neurodeploy.backends.brian2.ipvae.run_ipvae_brian2` (numpy codegen, Synapses);
-* lava float / lava fixed: :func:`neurodeploy.backends.lava.ipvae.run_ipvae_lava`
+* brian2: :func:`neurodeploy.backends.brian2.blocks.ipvae.run_ipvae_brian2` (numpy codegen, Synapses);
+* lava float / lava fixed: :func:`neurodeploy.backends.lava.blocks.ipvae.run_ipvae_lava`
   (``Loihi2SimCfg`` floating_pt / fixed_pt; block-diagonal ``Sparse`` lateral connection, 50
   images per Lava run, unless ``--connection dense``);
 
@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from ipvae import load_npz  # noqa: E402
 from results_io import write_results  # noqa: E402
 
-from neurodeploy.backends.brian2.ipvae import run_ipvae_brian2  # noqa: E402
-from neurodeploy.backends.lava.ipvae import run_ipvae_lava  # noqa: E402
-from neurodeploy.data import train_test  # noqa: E402
+from neurodeploy.backends.brian2.blocks.ipvae import run_ipvae_brian2  # noqa: E402
+from neurodeploy.backends.lava.blocks.ipvae import run_ipvae_lava  # noqa: E402
+from neurodeploy.core.data import train_test  # noqa: E402
 from neurodeploy.learn.ipvae import ipvae_from_arrays  # noqa: E402
 
 BACKENDS = ("torch", "brian2", "lava_float", "lava_fixed")

@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from brian2_ei import scaled  # noqa: E402
 
-from neurodeploy.backends.brian2 import Brian2Options  # noqa: E402
-from neurodeploy.backends.brian2 import run as brian2_run  # noqa: E402
-from neurodeploy.backends.lava import run as lava_run  # noqa: E402
-from neurodeploy.compiler import compile_network  # noqa: E402
-from neurodeploy.targets import load_target  # noqa: E402
+from neurodeploy.backends.brian2.simulator import Brian2Options  # noqa: E402
+from neurodeploy.backends.brian2.simulator import run as brian2_run  # noqa: E402
+from neurodeploy.backends.lava.simulator import run as lava_run  # noqa: E402
+from neurodeploy.passes.pipeline import compile_network  # noqa: E402
+from neurodeploy.core.targets import load_target  # noqa: E402
 from results_io import write_results  # noqa: E402
 
 RUNNERS = {

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from neurodeploy.io import atomic_write_json  # noqa: E402
+from neurodeploy.core.io import atomic_write_json  # noqa: E402
 from neurodeploy.learn import experiments as ex  # noqa: E402
 
 PARTS = ("feedback", "eqprop", "inference", "stdp")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import platform
 
-from neurodeploy.backends.versions import versions
-from neurodeploy.io import atomic_write_json
+from neurodeploy.core.versions import versions
+from neurodeploy.core.io import atomic_write_json
 
 
 def write_results(path, benchmark: str, **fields) -> None:

@@ -31,9 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from neurodeploy import cli, load  # noqa: E402
-from neurodeploy.neurons import get_neuron  # noqa: E402
-from neurodeploy.result import Result  # noqa: E402
+from neurodeploy.app import cli
+from neurodeploy import load  # noqa: E402
+from neurodeploy.library.neurons import get_neuron  # noqa: E402
+from neurodeploy.core.result import Result  # noqa: E402
 
 
 def main() -> int:

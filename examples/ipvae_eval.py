@@ -26,8 +26,8 @@ def main(argv=None) -> int:
     import torch
 
     from ipvae import LAMBDAS, TS, lca_sweep, load_npz  # benchmarks/ipvae.py
-    from neurodeploy.data import train_test
-    from neurodeploy.io import atomic_write_json
+    from neurodeploy.core.data import train_test
+    from neurodeploy.core.io import atomic_write_json
     from neurodeploy.learn import plots
     from neurodeploy.learn.ipvae import ipvae_from_arrays
     from neurodeploy.learn.train import evaluate_ipvae

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from neurodeploy.io import atomic_write_json  # noqa: E402
+from neurodeploy.core.io import atomic_write_json  # noqa: E402
 from neurodeploy.learn.experiments import jsonable, plot_inference, run_inference  # noqa: E402
 
 

@@ -66,7 +66,7 @@ def read_csv(name: str) -> np.ndarray:
 
 def write_hand_built_specs() -> None:
     """(Re)write examples/nir_paper_lif/lif.yaml and lif_euler.yaml from the CSV's input column."""
-    from neurodeploy.io import atomic_write_text
+    from neurodeploy.core.io import atomic_write_text
 
     steps = np.flatnonzero(read_csv("exact")[:, 0])
     times = ", ".join(f"{k * DT * 1e3:.1f} ms" for k in steps)
@@ -120,9 +120,9 @@ def build_network(variant: str, out: Path, hand_built: bool = False):
 def run_ours(net, out: Path) -> dict[str, dict]:
     """Run ``net`` on each of OUR_TARGETS (the options `validate` uses); their (v, spike steps) in
     NIR units, and each run's result.npz under ``out/<target>/``."""
-    from neurodeploy.runner import simulate
-    from neurodeploy.targets import load_target
-    from neurodeploy.validate.command import backend_options
+    from neurodeploy.app.runner import simulate
+    from neurodeploy.core.targets import load_target
+    from neurodeploy.app.commands.validate import backend_options
 
     got = {}
     for t in OUR_TARGETS:
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
     if args.write_specs:
         write_hand_built_specs()
         return 0
-    from neurodeploy.io import atomic_write_json, atomic_write_text
+    from neurodeploy.core.io import atomic_write_json, atomic_write_text
 
     out = Path(args.out)
     results = {}

@@ -11,7 +11,7 @@ Public API (the CLI is a thin shell over it)::
 __version__ = "0.1.0"
 
 from . import ir  # noqa: E402
-from .errors import NeurodeployError, SpecError  # noqa: E402
+from .core.errors import NeurodeployError, SpecError  # noqa: E402
 from .spec import check, load  # noqa: E402
 
 __all__ = ["__version__", "ir", "load", "check", "NeurodeployError", "SpecError"]

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import Diagnostic, NotImplementedYet, Span, SpecError, UsageError
+from ..core.errors import Diagnostic, NotImplementedYet, Span, SpecError, UsageError
 
 #: neurodeploy's namespace in NIR metadata
 NS = "neurodeploy"
@@ -786,7 +786,7 @@ def write_spec(imp: Imported, out) -> Any:
 
     import yaml
 
-    from ..io import atomic_write_bytes, atomic_write_text
+    from ..core.io import atomic_write_bytes, atomic_write_text
     from ..spec import load
 
     out = Path(out)
@@ -812,11 +812,12 @@ def export_nir(net, path, *, time_unit: str = "s") -> dict:
     what NIR cannot carry (also stored in the graph's ``metadata["neurodeploy"]``)."""
     import io
 
-    from .. import materialize as mat
-    from ..io import atomic_write_bytes
-    from ..ir import CurrentStimulus, SpikeTimesStimulus, verify
-    from ..neurons import get_neuron
-    from ..backends.lava.lowering import _constant_currents
+    from ..library import materialize as mat
+    from ..core.io import atomic_write_bytes
+    from ..ir import CurrentStimulus, SpikeTimesStimulus
+    from ..spec import verify
+    from ..library.neurons import get_neuron
+    from ..lowering.loihi import _constant_currents
 
     nir = _nir()
     if isinstance(net, (str, Path)):
@@ -837,7 +838,7 @@ def export_nir(net, path, *, time_unit: str = "s") -> dict:
             d["value"] = value
         report["dropped"].append(d)
 
-    from ..neurons.graded import graded_parts
+    from ..library.neurons.graded import graded_parts
 
     what = graded_parts(net)
     if what:
@@ -1026,7 +1027,7 @@ def add_export_arguments(sp) -> None:
 def _parse_dt(text) -> float | None:
     if text is None:
         return None
-    from ..units import UnitParseError, parse_quantity
+    from ..core.units import UnitParseError, parse_quantity
 
     try:
         val, dims = parse_quantity(str(text), None)
@@ -1053,7 +1054,7 @@ def _print_table(report: dict, title: str) -> None:
 
 
 def run_import(args) -> int:
-    from ..io import atomic_write_json
+    from ..core.io import atomic_write_json
 
     inputs = None
     if getattr(args, "input", None):
@@ -1074,7 +1075,7 @@ def run_import(args) -> int:
 
 
 def run_export(args) -> int:
-    from ..io import atomic_write_json
+    from ..core.io import atomic_write_json
 
     report = export_nir(args.spec, args.out, time_unit=getattr(args, "time_unit", "s") or "s")
     if getattr(args, "report", None):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import Diagnostic, Span, SpecError, UsageError
+from ..core.errors import Diagnostic, Span, SpecError, UsageError
 from ..ir.nodes import MAX_ARRAY_ELEMENTS
 
 SUPPORTED = ("Gemm", "MatMul", "Add", "Relu", "Sigmoid", "Tanh", "Identity", "Constant")
@@ -336,7 +336,7 @@ def lca_model(Phi, lam: float, T: int, dt_tau: float) -> "onnx.ModelProto":
 
 
 def save_model(model, path: str | Path) -> Path:
-    from ..io import atomic_write_bytes
+    from ..core.io import atomic_write_bytes
 
     return atomic_write_bytes(path, model.SerializeToString())
 
@@ -381,7 +381,7 @@ def run_import(args) -> int:
     W0, b0, W1, ... and the layer list printed (rate networks have no spec form yet)."""
     import yaml
 
-    from ..io import atomic_write_bytes, atomic_write_text
+    from ..core.io import atomic_write_bytes, atomic_write_text
 
     src, out = Path(args.file), Path(args.out)
     try:
@@ -424,7 +424,7 @@ def run_import(args) -> int:
 
 def run_export(args) -> int:
     """``neurodeploy export SPEC -o model.onnx``: SPEC's ipvae block (rate form, unrolled)."""
-    from ..learn.command import block_arrays
+    from ..app.commands.train import block_arrays
     from ..spec import load
 
     net = load(args.spec)

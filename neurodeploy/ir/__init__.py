@@ -20,11 +20,10 @@ from .nodes import (
     Weights,
 )
 from .serialize import from_dict, from_json, to_dict, to_json
-from .verify import endpoints, problems, verify
 
 __all__ = [
     "IR_VERSION", "ArrayRef", "ArrayStimulus", "Block", "Connectivity", "CurrentStimulus", "Init",
     "Network", "PlasticityRule", "PoissonStimulus", "Population", "Probe", "Projection",
     "Simulation", "SpikeTimesStimulus", "Stimulus", "Weights", "from_dict", "from_json",
-    "to_dict", "to_json", "endpoints", "problems", "verify",
+    "to_dict", "to_json",
 ]

@@ -2,7 +2,7 @@
 
 The IR is data, not behaviour (the maths lives with the neuron models and rules). Every
 physical value is a float in SI base units (second, volt, amp, ohm, hertz); sequences are
-tuples; nothing here imports a backend. :func:`neurodeploy.ir.verify` checks shapes and
+tuples; nothing here imports a backend. :func:`neurodeploy.spec.checks` checks shapes and
 references; :mod:`neurodeploy.ir.serialize` gives a lossless JSON round trip.
 """
 

@@ -29,6 +29,6 @@ def digits_split(center: bool = False, seed: int = 0):
 
 def pick_device(device: str | None = None):
     """``device`` if given, else CUDA when available, else CPU (the torch backend's rule)."""
-    from ..backends.torch import pick_device as _pick
+    from ..backends.torch.simulator import pick_device as _pick
 
     return _pick(device or "auto")

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from ..plasticity.stdp import stdp_window_net
+from ..library.plasticity.stdp import stdp_window_net
 from .digits import digits_split, pick_device
 from .eqprop import (
     EnergyNet,
@@ -340,7 +340,7 @@ def run_stdp_window(deltas_ms=None, eta=2e-5, tau_pre=20e-3, tau_s=20e-3, backen
     """Bengio's rule (dw = eta x_pre ds_post/dt) in its spiking trace form, lowered to pair STDP,
     driven by single pre/post pairs at Delta t in [-50, 50] ms on each backend; compared with the
     analytic window. The canonical-form numpy simulation of the rule itself is included."""
-    from ..plasticity.bengio import BengioSTDP, BengioSTDPParams
+    from ..library.plasticity.bengio import BengioSTDP, BengioSTDPParams
 
     if deltas_ms is None:
         deltas_ms = [-50, -40, -30, -20, -10, -5, -2, 2, 5, 10, 20, 30, 40, 50]
@@ -380,9 +380,9 @@ def run_stdp_window(deltas_ms=None, eta=2e-5, tau_pre=20e-3, tau_s=20e-3, backen
 
 
 def _simulate(net, backend):
-    from .. import reference
-    from ..runner import simulate
-    from ..targets import load_target
+    from ..backends.reference import simulator as reference
+    from ..app.runner import simulate
+    from ..core.targets import load_target
 
     if backend == "reference":
         return reference.simulate(net)
@@ -405,7 +405,7 @@ def plot_stdp_window(out, path):
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     dd = np.linspace(-50, 50, 1001)
-    from ..plasticity.bengio import BengioSTDP, BengioSTDPParams
+    from ..library.plasticity.bengio import BengioSTDP, BengioSTDPParams
 
     p = BengioSTDPParams(out["eta"], out["params"]["tau_pre"], out["params"]["tau_post"])
     ax.plot(dd, BengioSTDP.window(p, dd * 1e-3), "k-", lw=1, label="analytic window")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_write_bytes, atomic_write_json
+from ..core.io import atomic_write_bytes, atomic_write_json
 from .ipvae import IPVAE, IPVAEConfig, distance, ipvae_from_arrays, lca_infer, n_exp_for
 
 
@@ -87,7 +87,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True, log=prin
     and at the end). Returns (model, history list)."""
     import torch
 
-    from ..data import train_test
+    from ..core.data import train_test
 
     out = Path(out_dir)
     torch.manual_seed(cfg.seed)

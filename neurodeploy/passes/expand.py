@@ -1,26 +1,26 @@
 """The ``expand`` pass: high-level blocks become populations and projections.
 
-Each block kind says how it expands (``BlockDef.expand``; see :mod:`neurodeploy.blocks.ipvae`
-and :mod:`neurodeploy.blocks.lca`). The expanded nodes are named ``<block>.<part>``, so a
+Each block kind says how it expands (``BlockDef.expand``; see :mod:`neurodeploy.library.blocks.ipvae.block`
+and :mod:`neurodeploy.library.blocks.lca.block`). The expanded nodes are named ``<block>.<part>``, so a
 reference to a block output elsewhere in the spec (``coder.latents``, ``coder.readout``) names
 the expanded population directly. Weight matrices are not copied: they are array references
 to the block's decoder with a ``transform`` (``transpose``, ``gram``) and a ``scale``
 (:class:`~neurodeploy.ir.nodes.ArrayRef`), so ``ir.json`` stays small and every consumer
 that materialises the weights gets the same matrices.
 
-The expanded network holds graded populations (:mod:`neurodeploy.neurons.graded`):
-:func:`neurodeploy.blocks.graded_sim.simulate_graded` runs it in numpy, the iP-VAE and LCA
-lowerings (``neurodeploy eval``) recognise it (:func:`neurodeploy.blocks.run_ipvae.coder_of`).
+The expanded network holds graded populations (:mod:`neurodeploy.library.neurons.graded`):
+:func:`neurodeploy.backends.reference.graded.simulate_graded` runs it in numpy, the iP-VAE and LCA
+lowerings (``neurodeploy eval``) recognise it (:func:`neurodeploy.validate.blocks.coder_of`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from ..blocks import BLOCKS
-from ..errors import UsageError
+from ..library.blocks import BLOCKS
+from ..core.errors import UsageError
 from ..ir.nodes import Network
-from ..ir.verify import verify
+from ..spec import verify
 
 
 def expand(net: Network, check: bool = True) -> Network:

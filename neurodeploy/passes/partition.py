@@ -4,7 +4,7 @@
 slices, one slice per neurocore, so that every core respects the per-core limits of the target
 (``targets/<name>.yaml``, section ``limits``), then numbers the cores chip by chip and checks the
 chip budget. The result is a :class:`CoreMap` (cores used, synapse memory per core, utilisation of
-every limit). A model that cannot fit raises :class:`~neurodeploy.errors.CompileError` *at compile
+every limit). A model that cannot fit raises :class:`~neurodeploy.core.errors.CompileError` *at compile
 time*, naming the population, the quantity, its value and the limit, with a hint. (Users of Lava
 report models that exceed Loihi 2's limits and then hang on the chip without any message,
 lava-nc/lava#826; this pass exists so that ours fail early and say why.)
@@ -107,12 +107,12 @@ from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
-from .. import materialize
-from ..errors import CompileError
+from ..library import materialize
+from ..core.errors import CompileError
 from ..ir.nodes import Network, Population, Projection
-from ..ir.verify import endpoints
-from ..materialize import SynapseData
-from ..targets import Target
+from ..library.endpoints import endpoints
+from ..library.materialize import SynapseData
+from ..core.targets import Target
 
 __all__ = [
     "CoreMap",
@@ -388,7 +388,7 @@ class CoreMap:
 
     def save(self, path: str | Path) -> Path:
         """Write :meth:`to_json` to ``path`` atomically."""
-        from ..io import atomic_write_json
+        from ..core.io import atomic_write_json
 
         return atomic_write_json(path, self.to_json())
 
@@ -477,7 +477,7 @@ def partition(net: Network, target: Target, synapses: dict[str, SynapseData] | N
         ``precision`` the default ``weight_bits`` and ``delay_bits``.
     synapses : dict, optional
         Materialised synapses per projection name; projections missing here are materialised with
-        :func:`neurodeploy.materialize.synapses`.
+        :func:`neurodeploy.library.materialize.synapses`.
     weight_bits : dict, optional
         Stored bits per weight per projection (after quantization); default
         ``target.precision["weight_bits"]`` (+ :data:`MIXED_SIGN_EXTRA_BITS` for mixed sign).

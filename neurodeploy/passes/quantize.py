@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backends.lava.lowering import LoweredNetwork, LoweredPopulation, LoweredProjection
-from ..errors import CompileError
+from ..lowering.loihi import LoweredNetwork, LoweredPopulation, LoweredProjection
+from ..core.errors import CompileError
 
 HEADROOM = 4.0  # |v| may reach HEADROOM x the largest of |vth|, |v_reset|, |v0|, steady-state bias
 V_MAX = 2**23 - 1

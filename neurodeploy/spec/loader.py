@@ -1,7 +1,7 @@
 """Spec v1 (YAML) -> IR.
 
 :func:`load` reads a spec file, checks its structure, types and units (collecting every
-problem), builds the IR and runs :func:`neurodeploy.ir.verify` on it; the semantic problems it
+problem), builds the IR and runs :func:`neurodeploy.spec.checks` on it; the semantic problems it
 finds are located in the user's source through the reader's key-path map. The format is
 documented in ``docs/spec.md``.
 """
@@ -13,19 +13,19 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..blocks import BLOCKS
-from ..data import DATASETS, TRANSFORMS, DataError, array_header, dataset_shape, transformed_shape
-from ..errors import Diagnostic, SpecError, format_path, one_of
+from ..library.blocks import BLOCKS
+from ..core.data import DATASETS, TRANSFORMS, DataError, array_header, dataset_shape, transformed_shape
+from ..core.errors import Diagnostic, SpecError, format_path, one_of
 from ..ir import nodes as ir
 from ..ir.nodes import MAX_ARRAY_ELEMENTS
 from ..ir.serialize import _plain, to_dict
-from ..ir.verify import CONNECTIVITY, SIGNS, problems
-from ..neurons import NEURONS
-from ..params import REQUIRED, param_infos
-from ..plasticity import RULES
-from ..units import Dim
-from .reader import Reader
-from .source import YList, YMap, YScalar, load_yaml_file
+from .checks import CONNECTIVITY, SIGNS, problems
+from ..library.neurons import NEURONS
+from ..core.params import REQUIRED, param_infos
+from ..library.plasticity import RULES
+from ..core.units import Dim
+from ..core.reader import Reader
+from ..core.source import YList, YMap, YScalar, load_yaml_file
 
 SPEC_VERSIONS = (1,)
 TOP_KEYS = ["neurodeploy", "name", "description", "simulation", "populations", "stimuli",
@@ -41,7 +41,7 @@ WEIGHT_INIT = {"constant": ["value"], "uniform": ["low", "high"], "normal": ["me
 
 
 def load(path: str | Path, display: str | None = None) -> ir.Network:
-    """Load and check a spec file. Raises :class:`~neurodeploy.errors.SpecError` listing
+    """Load and check a spec file. Raises :class:`~neurodeploy.core.errors.SpecError` listing
     every problem (warnings alone do not raise)."""
     net, diags = check(path, display)
     if net is None or any(d.severity == "error" for d in diags):

@@ -12,8 +12,8 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import UsageError
-from ..result import Result
+from ..core.errors import UsageError
+from ..core.result import Result
 from . import metrics as M
 from .tolerances import Tolerances
 

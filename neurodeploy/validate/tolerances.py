@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import Diagnostic, Span, SpecError, did_you_mean
+from ..core.errors import Diagnostic, Span, SpecError, did_you_mean
 
 #: metric -> "min" (value must be >= threshold) or "max" (value must be <= threshold)
 DIRECTION = {
@@ -143,7 +143,7 @@ class Tolerances:
 
 
 def kind_of(target) -> str:
-    """The tolerance kind of a :class:`~neurodeploy.targets.Target`."""
+    """The tolerance kind of a :class:`~neurodeploy.core.targets.Target`."""
     return target.number_format if target.number_format in KINDS else "float64"
 
 
@@ -158,9 +158,9 @@ FILE_KEYS = ["validation", "kind", "coincidence_window", "van_rossum_tau", "tole
 def load_file(path: str | Path, kind: str, population_names=(), probe_names=()) -> Tolerances:
     """Defaults for ``kind``, overridden by the tolerance file at ``path``. Raises SpecError with
     located diagnostics (file:line:col, key path, hint) for anything wrong in it."""
-    from ..spec.reader import Reader
-    from ..spec.source import YMap, load_yaml_file
-    from ..units import Dim
+    from ..core.reader import Reader
+    from ..core.source import YMap, load_yaml_file
+    from ..core.units import Dim
 
     path = Path(path)
     if not path.is_file():

@@ -21,7 +21,7 @@ def arrays():
 @pytest.fixture(scope="module")
 def X():
     """The held-out digits (the coder never saw them)."""
-    from neurodeploy.data import train_test
+    from neurodeploy.core.data import train_test
 
     return train_test("digits")[1]
 

@@ -30,8 +30,8 @@ def with_all_spike_probes(net):
 def assert_fixed_run_matches_reference(arrays, X, r, T):
     """A Lava fixed-point run ``r`` (all of ``X`` in one batch) equals the numpy reference
     ``fixed_run`` bit for bit from the same initial counts, drive and PRNG states."""
-    from neurodeploy.backends.ipvae_common import drive, ipvae_params, lateral_matrix
-    from neurodeploy.backends.lava.ipvae.reference import fixed_run, quantize_weights
+    from neurodeploy.library.blocks.ipvae.reference import drive, ipvae_params, lateral_matrix
+    from neurodeploy.library.blocks.ipvae.fixed import fixed_run, quantize_weights
 
     n, p, fmt = len(X), ipvae_params(arrays), r["format"]
     q, s = quantize_weights(-lateral_matrix(p))

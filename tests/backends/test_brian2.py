@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import neurodeploy as nd
-from neurodeploy import reference
-from neurodeploy.backends.brian2 import Brian2Options, run
+from neurodeploy.backends.reference import simulator as reference
+from neurodeploy.backends.brian2.simulator import Brian2Options, run
 from neurodeploy.ir import (
     CurrentStimulus,
     Network,
@@ -27,11 +27,11 @@ from neurodeploy.ir import (
     Simulation,
     SpikeTimesStimulus,
     Weights,
-    verify,
 )
-from neurodeploy.neurons import NEURONS, get_neuron
-from neurodeploy.plasticity.stdp import PairSTDP, stdp_window_net
-from neurodeploy.result import Result
+from neurodeploy.spec import verify
+from neurodeploy.library.neurons import NEURONS, get_neuron
+from neurodeploy.library.plasticity.stdp import PairSTDP, stdp_window_net
+from neurodeploy.core.result import Result
 
 from ..conftest import MODELS, rel
 
@@ -203,7 +203,7 @@ def test_seeded_runs_are_reproducible():
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
 def test_cli_run_writes_result_summary_and_plot(model, tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     out = tmp_path / model.stem
     rc = cli.main(["run", rel(model), "--target", "brian2", "-o", str(out), "--codegen", "numpy", "--plot", "--json"])
@@ -239,7 +239,7 @@ def test_result_file_round_trip(tmp_path):
 
 
 def test_blocks_run_on_brian2_and_unsupported_targets_fail_clearly(capsys, tmp_path):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     spec = tmp_path / "block.yaml"
     spec.write_text(

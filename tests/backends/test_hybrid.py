@@ -8,9 +8,9 @@ import json
 import pytest
 
 import neurodeploy as nd
-from neurodeploy import reference
-from neurodeploy.runner import simulate
-from neurodeploy.targets import load_target
+from neurodeploy.backends.reference import simulator as reference
+from neurodeploy.app.runner import simulate
+from neurodeploy.core.targets import load_target
 
 from .test_torch_fallback import HYBRID, assert_same_as_reference
 
@@ -27,7 +27,7 @@ def test_hybrid_float_run_equals_the_reference_spike_for_spike():
 
 
 def test_cli_hybrid_run_on_loihi2_sim(tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     rc = cli.main(["run", HYBRID, "--target", "loihi2-sim", "-o", str(tmp_path), "--json"])
     info = json.loads(capsys.readouterr().out)

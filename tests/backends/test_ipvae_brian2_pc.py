@@ -1,4 +1,4 @@
-"""The predictive-coding iP-VAE network on Brian2 (neurodeploy.backends.brian2.ipvae_pc)."""
+"""The predictive-coding iP-VAE network on Brian2 (neurodeploy.backends.brian2.blocks.ipvae_pc)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 
 pytest.importorskip("brian2")
 
-from neurodeploy.backends.brian2.ipvae import run_ipvae_brian2  # noqa: E402
-from neurodeploy.backends.brian2.ipvae_pc import run_ipvae_pc_brian2  # noqa: E402
-from neurodeploy.backends.ipvae_common import ipvae_params  # noqa: E402
-from neurodeploy.backends.ipvae_pc import run_ipvae_pc  # noqa: E402
+from neurodeploy.backends.brian2.blocks.ipvae import run_ipvae_brian2  # noqa: E402
+from neurodeploy.backends.brian2.blocks.ipvae_pc import run_ipvae_pc_brian2  # noqa: E402
+from neurodeploy.library.blocks.ipvae.reference import ipvae_params  # noqa: E402
+from neurodeploy.library.blocks.ipvae.pc import run_ipvae_pc  # noqa: E402
 from neurodeploy.learn.ipvae import ipvae_step  # noqa: E402
 
 

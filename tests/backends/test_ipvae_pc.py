@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurodeploy.backends.ipvae_common import drive, ipvae_params, lateral_matrix
-from neurodeploy.backends.ipvae_pc import (
+from neurodeploy.library.blocks.ipvae.reference import drive, ipvae_params, lateral_matrix
+from neurodeploy.library.blocks.ipvae.pc import (
     error_units,
     ipvae_pc_step,
     kp_alignment_demo,
@@ -70,7 +70,7 @@ def test_synapse_counts_k256_m64():
 
 @pytest.mark.lava
 def test_lava_pc_rate_mode_equals_numpy_pc(arrays, X):
-    from neurodeploy.backends.lava.ipvae.pc import run_ipvae_pc_lava
+    from neurodeploy.backends.lava.blocks.ipvae.pc import run_ipvae_pc_lava
 
     Xs, T = X[:3], 4
     r = run_ipvae_pc_lava(arrays, Xs, T, mode="rate", batch=2)  # two chunks
@@ -84,7 +84,7 @@ def test_lava_pc_rate_mode_equals_numpy_pc(arrays, X):
 
 @pytest.mark.lava
 def test_lava_pc_one_exact_step_equals_oracle(arrays, X):
-    from neurodeploy.backends.lava.ipvae.pc import run_ipvae_pc_lava
+    from neurodeploy.backends.lava.blocks.ipvae.pc import run_ipvae_pc_lava
 
     z0 = np.random.default_rng(4).poisson(0.5, size=(2, arrays["Phi"].shape[1])).astype(float)
     r = run_ipvae_pc_lava(arrays, X[:2], 1, z0=z0, connection="sparse")
@@ -97,8 +97,8 @@ def test_lava_pc_one_exact_step_equals_oracle(arrays, X):
 
 @pytest.fixture(scope="module")
 def lava_runs(arrays, X):
-    from neurodeploy.backends.lava.ipvae import run_ipvae_lava
-    from neurodeploy.backends.lava.ipvae.pc import run_ipvae_pc_lava
+    from neurodeploy.backends.lava.blocks.ipvae import run_ipvae_lava
+    from neurodeploy.backends.lava.blocks.ipvae.pc import run_ipvae_pc_lava
 
     Xs = X[:N_STAT]
     kw = dict(connection="sparse", batch=N_STAT)
@@ -143,8 +143,8 @@ def test_lava_pc_fixed_close_to_float(lava_runs):
 def test_fixed_errors_within_quantisation_bound(arrays, X):
     """Integer error units vs the float ones for given counts: the 8-bit decoder (half a weight
     step per unit count), the Q rounding of x, the gain mantissa and the output rounding."""
-    from neurodeploy.backends.lava.ipvae import fixed_format
-    from neurodeploy.backends.lava.ipvae.pc_reference import errors_fixed, pc_fixed_constants
+    from neurodeploy.backends.lava.blocks.ipvae import fixed_format
+    from neurodeploy.library.blocks.ipvae.pc_fixed import errors_fixed, pc_fixed_constants
 
     p = ipvae_params(arrays)
     fmt = fixed_format(p)
@@ -166,8 +166,8 @@ def test_fixed_errors_within_quantisation_bound(arrays, X):
 @pytest.mark.lava
 def test_lava_pc_fixed_bit_exact_with_reference(arrays, X):
     """The fixed_pt PC models with Lava's bit-accurate Dense equal pc_reference.pc_fixed_run."""
-    from neurodeploy.backends.lava.ipvae.pc import run_ipvae_pc_lava
-    from neurodeploy.backends.lava.ipvae.pc_reference import pc_fixed_run
+    from neurodeploy.backends.lava.blocks.ipvae.pc import run_ipvae_pc_lava
+    from neurodeploy.library.blocks.ipvae.pc_fixed import pc_fixed_run
 
     T = 6
     r = run_ipvae_pc_lava(arrays, X[:2], T, fixed=True, seed=5, batch=2)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurodeploy.backends.ipvae_common import ipvae_params
-from neurodeploy.backends.lava.ipvae.reference import (
+from neurodeploy.library.blocks.ipvae.reference import ipvae_params
+from neurodeploy.library.blocks.ipvae.fixed import (
     CORE_MEMORY_BYTES,
     UNIFORM_BITS,
     FixedFormat,
@@ -95,7 +95,7 @@ def test_core_sampler_counts_are_poisson():
 
 
 def test_fixed_format_sampler_choice():
-    from neurodeploy.backends.lava.ipvae import fixed_format
+    from neurodeploy.backends.lava.blocks.ipvae import fixed_format
 
     p = ipvae_params({"Phi": np.ones((2, 3)), "u0": np.zeros(3), "b": np.zeros(3), "eta": 0.5, "sigma": 1.0})
     assert fixed_format(p, sampler="core").lut_bits == 5 and fixed_format(p, sampler="full").lut_bits == 8
@@ -108,7 +108,7 @@ def test_fixed_format_sampler_choice():
 @pytest.mark.parametrize("connection", ["dense", "sparse"])
 def test_lava_fixed_core_sampler_bit_exact_with_reference(arrays, X, connection):
     """The fixed_pt ProcessModel with the core-sized sampler equals the numpy reference."""
-    from neurodeploy.backends.lava.ipvae import run_ipvae_lava
+    from neurodeploy.backends.lava.blocks.ipvae import run_ipvae_lava
 
     T = 8
     r = run_ipvae_lava(arrays, X[:3], T, fixed=True, seed=9, batch=3, sampler="core", connection=connection)
@@ -130,9 +130,9 @@ def short_spec(tmp_path_factory):
 
 @pytest.mark.parametrize("sampler", ["core", "full"])
 def test_compile_report_sizes_and_measures_the_core_sampler(tmp_path, short_spec, sampler):
-    from neurodeploy.blocks.compile_ipvae import compile_ipvae, summary_text
+    from neurodeploy.backends.lava.blocks.ipvae_compile import compile_ipvae, summary_text
     from neurodeploy.spec import load
-    from neurodeploy.targets import load_target
+    from neurodeploy.core.targets import load_target
 
     out = tmp_path / sampler
     report, _ = compile_ipvae(load(short_spec), load_target("loihi2-sim"), out, images=16, seed=1,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurodeploy.backends.ipvae_common import drive, ipvae_params, lateral_matrix
-from neurodeploy.backends.lava.ipvae.reference import (
+from neurodeploy.library.blocks.ipvae.reference import drive, ipvae_params, lateral_matrix
+from neurodeploy.library.blocks.ipvae.fixed import (
     FixedFormat,
     cap_q,
     count_tables,
@@ -54,7 +54,7 @@ def test_spiking_form_equals_oracle_increment(arrays, X):
 
 
 def test_brian2_rate_mode_equals_oracle(arrays, X):
-    from neurodeploy.backends.brian2.ipvae import run_ipvae_brian2
+    from neurodeploy.backends.brian2.blocks.ipvae import run_ipvae_brian2
 
     Xs, T = X[:3], 4
     r = run_ipvae_brian2(arrays, Xs, T, mode="rate", batch=2)  # two chunks
@@ -65,7 +65,7 @@ def test_brian2_rate_mode_equals_oracle(arrays, X):
 
 def test_brian2_one_exact_step_equals_oracle(arrays, X):
     """With given counts z0 the first update is deterministic; the new counts are integers."""
-    from neurodeploy.backends.brian2.ipvae import run_ipvae_brian2
+    from neurodeploy.backends.brian2.blocks.ipvae import run_ipvae_brian2
 
     z0 = np.random.default_rng(3).poisson(0.5, size=(2, arrays["Phi"].shape[1])).astype(float)
     r = run_ipvae_brian2(arrays, X[:2], 1, z0=z0)
@@ -76,7 +76,7 @@ def test_brian2_one_exact_step_equals_oracle(arrays, X):
 
 @pytest.mark.lava
 def test_lava_float_rate_mode_equals_oracle(arrays, X):
-    from neurodeploy.backends.lava.ipvae import run_ipvae_lava
+    from neurodeploy.backends.lava.blocks.ipvae import run_ipvae_lava
 
     Xs, T = X[:3], 4
     r = run_ipvae_lava(arrays, Xs, T, mode="rate", batch=2)
@@ -87,7 +87,7 @@ def test_lava_float_rate_mode_equals_oracle(arrays, X):
 
 @pytest.mark.lava
 def test_lava_float_one_exact_step_equals_oracle(arrays, X):
-    from neurodeploy.backends.lava.ipvae import run_ipvae_lava
+    from neurodeploy.backends.lava.blocks.ipvae import run_ipvae_lava
 
     z0 = np.random.default_rng(4).poisson(0.5, size=(2, arrays["Phi"].shape[1])).astype(float)
     r = run_ipvae_lava(arrays, X[:2], 1, z0=z0, connection="sparse")
@@ -143,7 +143,7 @@ def test_fixed_counts_are_poisson_and_clipped():
 @pytest.mark.lava
 def test_lava_fixed_bit_exact_with_reference(arrays, X):
     """The fixed_pt ProcessModel with Lava's bit-accurate Dense equals the numpy reference."""
-    from neurodeploy.backends.lava.ipvae import run_ipvae_lava
+    from neurodeploy.backends.lava.blocks.ipvae import run_ipvae_lava
 
     T = 6
     r = run_ipvae_lava(arrays, X[:2], T, fixed=True, seed=5, batch=2)
@@ -157,8 +157,8 @@ def stats(arrays, X):
     """Per-image R^2 and zero fractions at T = 32 on N_STAT held-out digits for every backend."""
     import torch
 
-    from neurodeploy.backends.brian2.ipvae import run_ipvae_brian2
-    from neurodeploy.backends.lava.ipvae import run_ipvae_lava
+    from neurodeploy.backends.brian2.blocks.ipvae import run_ipvae_brian2
+    from neurodeploy.backends.lava.blocks.ipvae import run_ipvae_lava
     from neurodeploy.learn.ipvae import ipvae_from_arrays, r2_per_image
 
     Xs = X[:N_STAT]

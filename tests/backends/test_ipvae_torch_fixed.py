@@ -1,5 +1,5 @@
 """Fixed-point iP-VAE inference in torch (target ``loihi2-torch``,
-:func:`neurodeploy.backends.torch.ipvae_fixed.run_ipvae_torch_fixed`): bit for bit the numpy
+:func:`neurodeploy.backends.torch.blocks.ipvae_fixed.run_ipvae_torch_fixed`): bit for bit the numpy
 reference ``fixed_run`` and the Lava ``fixed_pt`` run (same seed, same Lava batch), both count
 samplers; a full-size run; the R^2 of short inference on held-out digits."""
 
@@ -15,7 +15,7 @@ from tests.backends.helpers import assert_fixed_run_matches_reference
 
 torch = pytest.importorskip("torch")
 
-from neurodeploy.backends.torch.ipvae_fixed import run_ipvae_torch_fixed  # noqa: E402
+from neurodeploy.backends.torch.blocks.ipvae_fixed import run_ipvae_torch_fixed  # noqa: E402
 
 T_EXACT = 20  # iterations of the bit-exactness checks
 N_EXACT = 6  # digits of the bit-exactness checks
@@ -51,7 +51,7 @@ def test_matches_reference_hard_clamp_other_format(arrays, X):
 def test_matches_lava_fixed(arrays, X, sampler, batch):
     """Equal to ``run_ipvae_lava(fixed=True, connection='sparse')`` with the same seed and Lava
     batch (4: two Lava runs seeded in turn; None: one batch of all images)."""
-    from neurodeploy.backends.lava.ipvae import run_ipvae_lava
+    from neurodeploy.backends.lava.blocks.ipvae import run_ipvae_lava
 
     Xs = X[:N_EXACT]
     lava = run_ipvae_lava(arrays, Xs, T_EXACT, fixed=True, seed=7, batch=batch or N_EXACT,
@@ -115,7 +115,7 @@ def test_bad_sampler(arrays, X):
 
 
 def test_import_does_not_import_lava():
-    code = ("import sys, neurodeploy.backends.torch.ipvae_fixed; "
+    code = ("import sys, neurodeploy.backends.torch.blocks.ipvae_fixed; "
             "print(sorted(m for m in sys.modules if m == 'lava' or m.startswith('lava.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 import neurodeploy as nd
-from neurodeploy import reference
-from neurodeploy.backends.lava import run
-from neurodeploy.backends.lava.lowering import LoweredPopulation, LoweredProjection, LoweredNetwork
+from neurodeploy.backends.reference import simulator as reference
+from neurodeploy.backends.lava.simulator import run
+from neurodeploy.lowering.loihi import LoweredPopulation, LoweredProjection, LoweredNetwork
 from neurodeploy.passes.quantize import quantize
-from neurodeploy.targets import load_target
+from neurodeploy.core.targets import load_target
 
 from ..conftest import MODELS, rel
 from .helpers import shorten, with_all_spike_probes
@@ -123,7 +123,7 @@ def test_quantize_flags_weights_that_vanish():
 
 
 def test_cli_compile_writes_reports(tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     rc = cli.main(["compile", "models/ei_network.yaml", "--target", "loihi2-sim", "-o", str(tmp_path)])
     out = capsys.readouterr().out
@@ -138,7 +138,7 @@ def test_cli_compile_writes_reports(tmp_path, capsys):
 
 
 def test_cli_deploy_to_hardware_writes_artifact_then_exits_3(tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     rc = cli.main(["deploy", "models/cuba_chain.yaml", "--target", "loihi2", "-o", str(tmp_path)])
     err = capsys.readouterr().err
@@ -148,7 +148,7 @@ def test_cli_deploy_to_hardware_writes_artifact_then_exits_3(tmp_path, capsys):
 
 
 def test_cli_run_on_loihi2_sim(tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     rc = cli.main(["run", "models/cuba_chain.yaml", "--target", "loihi2-sim", "-o", str(tmp_path), "--json"])
     info = json.loads(capsys.readouterr().out)
@@ -158,7 +158,7 @@ def test_cli_run_on_loihi2_sim(tmp_path, capsys):
 
 
 def test_unsupported_nodes_are_named(tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     spec = tmp_path / "ramp.yaml"
     spec.write_text(
@@ -173,8 +173,17 @@ def test_unsupported_nodes_are_named(tmp_path, capsys):
 def _stdp_pair(delta_ms: float):
     """An isolated pre/post pair on a plastic projection (the post neuron is made to fire by a
     separate strong input); delta = t_post - t_pre."""
-    from neurodeploy.ir import (Network, PlasticityRule, Population, Probe, Projection, Simulation,
-                                SpikeTimesStimulus, Weights, verify)
+    from neurodeploy.ir import (
+        Network,
+        PlasticityRule,
+        Population,
+        Probe,
+        Projection,
+        Simulation,
+        SpikeTimesStimulus,
+        Weights,
+    )
+    from neurodeploy.spec import verify
 
     params = {"tau_pre": 20e-3, "tau_post": 20e-3, "a_plus": 0.01e-3, "a_minus": 0.0105e-3,
               "w_min": 0.0, "w_max": 1e-3}
@@ -193,8 +202,8 @@ def _stdp_pair(delta_ms: float):
 
 @pytest.mark.parametrize("delta_ms", [-20, -5, 5, 20])
 def test_stdp_on_lava_moves_weights_as_the_reference_does(delta_ms):
-    from neurodeploy.compiler import compile_network
-    from neurodeploy.plasticity.stdp import PairSTDP
+    from neurodeploy.passes.pipeline import compile_network
+    from neurodeploy.library.plasticity.stdp import PairSTDP
 
     net, params = _stdp_pair(delta_ms)
     ref = reference.simulate(net)
@@ -218,7 +227,7 @@ def test_stdp_on_lava_moves_weights_as_the_reference_does(delta_ms):
 
 
 def test_plastic_projection_limits_are_named(tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     spec = tmp_path / "delayed.yaml"
     spec.write_text(

@@ -43,8 +43,8 @@ from neurodeploy.backends.lava.learning import (
     stdp_encoding,
     stdp_rule,
 )
-from neurodeploy.errors import CompileError, NotImplementedYet
-from neurodeploy.plasticity.stdp import PairSTDP
+from neurodeploy.core.errors import CompileError, NotImplementedYet
+from neurodeploy.library.plasticity.stdp import PairSTDP
 
 DT = 1e-3
 DELTAS = np.array([-20, -5, 5, 20])  # ms = steps at dt = 1 ms
@@ -67,7 +67,7 @@ def window(params, deltas_steps) -> np.ndarray:
 @pytest.fixture(scope="module")
 def lava() -> types.SimpleNamespace:
     """Lava classes, imported here (not at module import) so collecting this file is Lava-free."""
-    from neurodeploy.compat.lava import ensure_lava_importable
+    from neurodeploy.core.compat.lava import ensure_lava_importable
 
     ensure_lava_importable()
     from lava.magma.core.run_conditions import RunSteps

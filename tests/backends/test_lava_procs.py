@@ -42,7 +42,7 @@ DU_I, DV_I = 818, 410  # round(0.2*4096) - 1 (Lava adds 1 to du), round(0.1*4096
 @pytest.fixture(scope="module")
 def lava() -> types.SimpleNamespace:
     """Lava classes, imported here (not at module import) so collecting this file is Lava-free."""
-    from neurodeploy.compat.lava import ensure_lava_importable
+    from neurodeploy.core.compat.lava import ensure_lava_importable
 
     ensure_lava_importable()
     from lava.magma.core.run_conditions import RunSteps
@@ -282,7 +282,7 @@ def test_import_neurodeploy_is_lava_free():
         import neurodeploy.backends.lava.procs as procs
         import neurodeploy.backends.lava.procs.reference
         assert lava_mods() == [], lava_mods()[:5]
-        NDLIF = procs.NDLIF  # lazy: imports Lava through neurodeploy.compat.lava
+        NDLIF = procs.NDLIF  # lazy: imports Lava through neurodeploy.core.compat.lava
         from lava.magma.core.process.process import AbstractProcess
         assert issubclass(NDLIF, AbstractProcess)
         assert "lava.proc.lif.process" in sys.modules

@@ -1,4 +1,4 @@
-"""Rozell's LCA on Brian2 (neurodeploy.backends.brian2.lca) against the numpy reference."""
+"""Rozell's LCA on Brian2 (neurodeploy.backends.brian2.blocks.lca) against the numpy reference."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("brian2")
 
-from neurodeploy.backends.brian2.lca import run_lca_brian2  # noqa: E402
+from neurodeploy.backends.brian2.blocks.lca import run_lca_brian2  # noqa: E402
 from neurodeploy.learn.ipvae import lca_step  # noqa: E402
 from tests.backends.helpers import LCA_DT_TAU as DT_TAU, LCA_LAM as LAM, lca_dictionary  # noqa: E402
 
@@ -20,7 +20,7 @@ def Phi():
 @pytest.fixture(scope="module")
 def X5():
     """Five held-out digits."""
-    from neurodeploy.data import train_test
+    from neurodeploy.core.data import train_test
 
     return np.asarray(train_test("digits")[1][:5], np.float64)
 

@@ -1,4 +1,4 @@
-"""Fixed-point LCA: the numpy integer reference (neurodeploy.backends.lava.lca.fixed_reference)
+"""Fixed-point LCA: the numpy integer reference (neurodeploy.library.blocks.lca.fixed)
 and the ``fixed_pt`` Lava model (``run_lca_lava(..., fixed=True)``) against it and against float."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurodeploy.backends.lava.lca.fixed_reference import (
+from neurodeploy.library.blocks.lca.fixed import (
     LCAFixedFormat,
     lca_fixed_iterate,
     lca_fixed_program,
@@ -26,7 +26,7 @@ def Phi():
 
 @pytest.fixture(scope="module")
 def X_test():
-    from neurodeploy.data import train_test
+    from neurodeploy.core.data import train_test
 
     return np.asarray(train_test("digits")[1], np.float64)
 
@@ -107,7 +107,7 @@ def test_lava_fixed_equals_numpy_reference_bit_for_bit(Phi, X_test):
     """5 held-out digits, T = 30: integer potentials and activities identical; also through a
     Dense in chunks of 2, with a 6-bit payload (clip counters identical) and from v0 != 0."""
     pytest.importorskip("lava")
-    from neurodeploy.backends.lava.lca import run_lca_lava
+    from neurodeploy.backends.lava.blocks.lca import run_lca_lava
 
     X, T = X_test[:5], 30
     ref = lca_fixed_run(Phi, X, T, LAM, DT_TAU)
@@ -129,7 +129,7 @@ def test_lava_fixed_vs_float_64_digits(Phi, X_test):
     """64 held-out digits, T = 200: the fixed-point codes reconstruct as well as float and are as
     sparse (measured |delta R^2| = 0.00012, |delta zeros| = 0.0018)."""
     pytest.importorskip("lava")
-    from neurodeploy.backends.lava.lca import run_lca_lava
+    from neurodeploy.backends.lava.blocks.lca import run_lca_lava
 
     X, T = X_test[:64], 200
     r = run_lca_lava(Phi, X, T, LAM, DT_TAU, fixed=True, batch=64)

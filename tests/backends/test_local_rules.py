@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 
 import neurodeploy as nd
-from neurodeploy import reference
-from neurodeploy.errors import CompileError, SpecError
-from neurodeploy.passes.placement import FALLBACK, place
-from neurodeploy.plasticity import RULES, lowering
-from neurodeploy.plasticity.bengio import BengioSTDP, BengioSTDPParams
-from neurodeploy.plasticity.canonical import SynapseState
-from neurodeploy.plasticity.local_rules import hebbian, oja
-from neurodeploy.runner import simulate
-from neurodeploy.targets import load_target
+from neurodeploy.backends.reference import simulator as reference
+from neurodeploy.core.errors import CompileError, SpecError
+from neurodeploy.passes.place import FALLBACK, place
+from neurodeploy.library.plasticity import RULES, lowering
+from neurodeploy.library.plasticity.bengio import BengioSTDP, BengioSTDPParams
+from neurodeploy.library.plasticity.canonical import SynapseState
+from neurodeploy.library.plasticity.local_rules import hebbian, oja
+from neurodeploy.app.runner import simulate
+from neurodeploy.core.targets import load_target
 
 from ..conftest import ROOT
 
@@ -130,7 +130,7 @@ def test_fixed_point_compensates_the_engines_product_downshift():
     """x1 * y1 is shifted right by 3 bits by Lava's fixed-point engine (7 + 7 + 4 - 15): the
     literal carries 2**3. Over 4 trace-rounding seeds the mean weight change equals the float
     engine's (without the compensation it would be 1/8 of it)."""
-    from neurodeploy.compat.lava import ensure_lava_importable
+    from neurodeploy.core.compat.lava import ensure_lava_importable
 
     ensure_lava_importable()
     from lava.magma.core.run_conditions import RunSteps
@@ -171,7 +171,7 @@ def test_fixed_point_compensates_the_engines_product_downshift():
 
 
 def test_oja_is_refused_in_fixed_point_and_placed_on_the_fallback(net):
-    from neurodeploy.backends.lava import unsupported
+    from neurodeploy.backends.lava.simulator import unsupported
 
     why = unsupported(net, load_target("loihi2-sim"))
     assert set(why) == {"oja"}, why
@@ -194,7 +194,7 @@ def test_hybrid_run_on_loihi2_sim(net, ref):
 
 
 def test_a_constant_the_engine_cannot_hold_is_reported_and_runs_on_the_fallback(net):
-    from neurodeploy.backends.lava import unsupported
+    from neurodeploy.backends.lava.simulator import unsupported
     from neurodeploy.ir.nodes import PlasticityRule
 
     pr = next(p for p in net.projections if p.name == "hebb")
@@ -499,7 +499,7 @@ def test_third_factor_in_fixed_point_on_loihi2_sim(tf_net):
 
 
 def test_third_factor_encoding_and_what_lava_refuses(tmp_path):
-    from neurodeploy.backends.lava import unsupported
+    from neurodeploy.backends.lava.simulator import unsupported
     from neurodeploy.backends.lava.learning import third_factor_encoding, third_factor_rule
 
     rule = lowering("third_factor", {"eta": 2e-3, "modulator": "err", "offset": 1.5, "w_max": 4e-3}, 1e-3)

@@ -8,9 +8,9 @@ import json
 import pytest
 
 import neurodeploy as nd
-from neurodeploy.errors import CompileError
-from neurodeploy.passes.placement import FALLBACK, TARGET, place, split
-from neurodeploy.targets import load_target
+from neurodeploy.core.errors import CompileError
+from neurodeploy.passes.place import FALLBACK, TARGET, place, split
+from neurodeploy.core.targets import load_target
 
 from ..conftest import MODELS, rel
 
@@ -78,7 +78,7 @@ def test_population_too_big_for_the_chip_goes_to_the_fallback(tmp_path):
 
 @pytest.mark.lava
 def test_cli_compile_prints_the_table_and_writes_placement_json(tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     rc = cli.main(["compile", HYBRID, "--target", "loihi2-sim", "-o", str(tmp_path)])
     out = capsys.readouterr().out

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import neurodeploy as nd
-from neurodeploy import reference
-from neurodeploy.backends.torch import TorchOptions, run
-from neurodeploy.errors import BackendError
-from neurodeploy.targets import load_target
+from neurodeploy.backends.reference import simulator as reference
+from neurodeploy.backends.torch.simulator import TorchOptions, run
+from neurodeploy.core.errors import BackendError
+from neurodeploy.core.targets import load_target
 
 from ..conftest import MODELS, rel
 from .helpers import shorten, with_all_spike_probes
@@ -60,7 +60,7 @@ def test_float32_agrees_with_the_reference(model):
 @pytest.mark.lava
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
 def test_loihi2_torch_is_bit_exact_with_lava_fixed_pt(model):
-    from neurodeploy.backends.lava import run as lava_run
+    from neurodeploy.backends.lava.simulator import run as lava_run
 
     if model.stem.startswith("hybrid_") or any(p.plasticity for p in nd.load(rel(model)).projections):
         pytest.skip("loihi2-torch emulates Lava's datapath without its learning engine: only static models "
@@ -107,7 +107,7 @@ def test_cuda_requested_without_a_gpu_fails_clearly():
 
 
 def test_cli_run_on_torch(tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     rc = cli.main(["run", "models/cuba_chain.yaml", "--target", "loihi2-torch", "-o", str(tmp_path), "--json"])
     info = json.loads(capsys.readouterr().out)
@@ -117,7 +117,7 @@ def test_cli_run_on_torch(tmp_path, capsys):
 
 
 def test_event_driven_delivery_equals_the_reference_and_the_matmul_path(monkeypatch):
-    import neurodeploy.backends.torch as tb
+    import neurodeploy.backends.torch.simulator as tb
 
     net = with_all_spike_probes(shorten(nd.load("models/ei_network.yaml"), 400))
     ref = reference.simulate(net)
@@ -140,7 +140,7 @@ def test_event_driven_delivery_equals_the_reference_and_the_matmul_path(monkeypa
 
 
 def test_oversized_runs_are_refused_before_allocating(monkeypatch):
-    import neurodeploy.backends.torch as tb
+    import neurodeploy.backends.torch.simulator as tb
 
     monkeypatch.setattr(tb, "MAX_RECORD_CELLS", 1000)
     with pytest.raises(BackendError, match="fewer steps or trials"):

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import neurodeploy as nd
-from neurodeploy import reference
-from neurodeploy.backends.torch import TorchOptions, run
-from neurodeploy.errors import NotImplementedYet
+from neurodeploy.backends.reference import simulator as reference
+from neurodeploy.backends.torch.simulator import TorchOptions, run
+from neurodeploy.core.errors import NotImplementedYet
 from neurodeploy.ir import ArrayRef, ArrayStimulus
-from neurodeploy.targets import load_target
+from neurodeploy.core.targets import load_target
 
 from .helpers import shorten, with_all_spike_probes
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 import neurodeploy as nd
-from neurodeploy.blocks.graded_sim import dense_weights, simulate_graded
-from neurodeploy.blocks.run_ipvae import STRUCTURE_RTOL, block_arrays, block_images, find_coder, ipvae_block
-from neurodeploy.cli import main
-from neurodeploy.errors import NotImplementedYet
+from neurodeploy.backends.reference.graded import dense_weights, simulate_graded
+from neurodeploy.validate.blocks import STRUCTURE_RTOL, block_arrays, block_images, find_coder, ipvae_block
+from neurodeploy.app.cli import main
+from neurodeploy.core.errors import NotImplementedYet
 from neurodeploy.ir import from_json, to_json
-from neurodeploy.ir.verify import problems
+from neurodeploy.spec.checks import problems
 from neurodeploy.learn.ipvae import ipvae_step, lca_step
 from neurodeploy.passes.expand import expand
 
@@ -231,8 +231,8 @@ def test_check_expand_lists_the_expansion(tmp_path, capsys):
 
 
 def test_spiking_paths_refuse_graded_networks_with_a_pointer_to_eval(tmp_path, capsys):
-    from neurodeploy.backends.brian2 import supports as brian2_supports
-    from neurodeploy.backends.lava.lowering import unsupported_nodes
+    from neurodeploy.backends.brian2.simulator import supports as brian2_supports
+    from neurodeploy.lowering.loihi import unsupported_nodes
 
     net = nd.load(EXPANDED)
     reasons = {u.node: u.reason for u in unsupported_nodes(net)}

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurodeploy.cli import main
+from neurodeploy.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = "models/ipvae/ipvae_digits.yaml"
@@ -142,9 +142,9 @@ def test_compile_printed_summary(capsys, tmp_path, short_spec):
 
 
 def test_resources_respect_target_limits():
-    from neurodeploy.blocks.compile_ipvae import resources
-    from neurodeploy.errors import CompileError
-    from neurodeploy.targets import load_target
+    from neurodeploy.backends.lava.blocks.ipvae_compile import resources
+    from neurodeploy.core.errors import CompileError
+    from neurodeploy.core.targets import load_target
 
     t = load_target("loihi2-sim")
     r = resources(1024, 64, t, 8)  # 1024 x 8 bit = 8192 bits per latent: 128 latents per core
@@ -307,12 +307,12 @@ def test_compile_report_predictive_coding(capsys, tmp_path, pc_spec):
 
 def test_compile_pc_measurement_is_the_lava_fixed_model(pc_spec):
     """The compile report's fixed-point PC run equals run_ipvae_pc_lava(fixed=True) bit for bit."""
-    from neurodeploy.backends.ipvae_common import ipvae_params
-    from neurodeploy.backends.lava.ipvae import fixed_format
-    from neurodeploy.backends.lava.ipvae.pc import run_ipvae_pc_lava
-    from neurodeploy.backends.lava.ipvae.pc_reference import pc_fixed_constants
-    from neurodeploy.blocks.compile_ipvae import _pc_fixed_run
-    from neurodeploy.blocks.run_ipvae import block_arrays, block_images, ipvae_block
+    from neurodeploy.library.blocks.ipvae.reference import ipvae_params
+    from neurodeploy.backends.lava.blocks.ipvae import fixed_format
+    from neurodeploy.backends.lava.blocks.ipvae.pc import run_ipvae_pc_lava
+    from neurodeploy.library.blocks.ipvae.pc_fixed import pc_fixed_constants
+    from neurodeploy.backends.lava.blocks.ipvae_compile import _pc_fixed_run
+    from neurodeploy.validate.blocks import block_arrays, block_images, ipvae_block
     from neurodeploy.spec import load
 
     net = load(pc_spec)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurodeploy.cli import main
+from neurodeploy.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = str(ROOT / "models/ipvae/lca_digits.yaml")
@@ -31,7 +31,7 @@ def _json(capsys):
 
 
 def test_block_schema_registered():
-    from neurodeploy.blocks import BLOCKS
+    from neurodeploy.library.blocks import BLOCKS
 
     infos = BLOCKS["lca"].param_infos()
     assert {"input", "latent", "decoder", "lam", "iterations", "dt_tau"} <= set(infos)
@@ -43,7 +43,7 @@ def test_lava_float_equals_numpy_lca_step(connection):
     """Every iteration count: the Lava process (graded lateral input through Dense/Sparse) gives
     the potentials and activities of repeated ``lca_step`` to 1e-9, from v = 0 and from a
     random start whose activity is non-zero at the first step."""
-    from neurodeploy.backends.lava.lca import run_lca_lava
+    from neurodeploy.backends.lava.blocks.lca import run_lca_lava
     from neurodeploy.learn.ipvae import lca_step
 
     Phi = np.load(DICT)["Phi"].astype(np.float64)

@@ -11,13 +11,14 @@ import nir
 import numpy as np
 import pytest
 
-from neurodeploy import cli, reference
-from neurodeploy.errors import NotImplementedYet, SpecError, UsageError
+from neurodeploy.app import cli
+from neurodeploy.backends.reference import simulator as reference
+from neurodeploy.core.errors import NotImplementedYet, SpecError, UsageError
 from neurodeploy.interop.nir import export_nir, import_nir
 from neurodeploy.ir import to_json
-from neurodeploy.runner import simulate
+from neurodeploy.app.runner import simulate
 from neurodeploy.spec import load
-from neurodeploy.targets import load_target
+from neurodeploy.core.targets import load_target
 
 GRAPHS = Path("tests/fixtures/nir-graphs")
 PAPER = Path("tests/fixtures/nir-paper-lif")
@@ -280,7 +281,7 @@ def test_shipped_cuba_chain_survives_export_and_import_spike_for_spike(tmp_path)
     report = export_nir(net, tmp_path / "chain.nir")
     assert [(d["node"], d["what"]) for d in report["dropped"]] == [("simulation", "dt"), ("stage0.I", "probe of I")]
     back, _ = import_nir(tmp_path / "chain.nir", tmp_path / "chain.yaml")
-    from neurodeploy.neurons import get_neuron
+    from neurodeploy.library.neurons import get_neuron
 
     for p, q in zip(net.populations, back.populations):
         assert (p.name, p.size, p.model) == (q.name, q.size, q.model)
@@ -315,7 +316,7 @@ def test_shipped_single_lif_exports_its_current_as_a_bias_and_reports_t_ref(tmp_
 
 
 def test_shipped_ei_network_exports_weights_and_reports_what_nir_cannot_carry(tmp_path):
-    from neurodeploy import materialize as mat
+    from neurodeploy.library import materialize as mat
 
     net = load("models/ei_network.yaml")
     report = export_nir(net, tmp_path / "ei.nir")

@@ -6,12 +6,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurodeploy import reference
-from neurodeploy.ir import (Connectivity, CurrentStimulus, Network, PoissonStimulus, Population, Probe, Projection,
-                            Simulation, SpikeTimesStimulus, Weights, verify)
-from neurodeploy.neurons import get_neuron
-from neurodeploy.runner import simulate
-from neurodeploy.targets import load_target
+from neurodeploy.backends.reference import simulator as reference
+from neurodeploy.ir import (
+    Connectivity,
+    CurrentStimulus,
+    Network,
+    PoissonStimulus,
+    Population,
+    Probe,
+    Projection,
+    Simulation,
+    SpikeTimesStimulus,
+    Weights,
+)
+from neurodeploy.spec import verify
+from neurodeploy.library.neurons import get_neuron
+from neurodeploy.app.runner import simulate
+from neurodeploy.core.targets import load_target
 
 DT = 1e-4
 OPTIONS = {"brian2": {"codegen": "numpy", "progress": False}, "torch": {"device": "cpu", "dtype": "float64"},

@@ -9,13 +9,13 @@ import nir
 import numpy as np
 import pytest
 
-from neurodeploy import reference
-from neurodeploy.errors import NeurodeployError, NotImplementedYet
+from neurodeploy.backends.reference import simulator as reference
+from neurodeploy.core.errors import NeurodeployError, NotImplementedYet
 from neurodeploy.interop.nir import export_nir, import_nir
 from neurodeploy.ir import to_json
-from neurodeploy.neurons import get_neuron
-from neurodeploy.runner import simulate
-from neurodeploy.targets import load_target
+from neurodeploy.library.neurons import get_neuron
+from neurodeploy.app.runner import simulate
+from neurodeploy.core.targets import load_target
 from tests.backends.test_brian2 import _driven_network, assert_same, b2
 
 DT = 1e-4

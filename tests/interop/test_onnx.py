@@ -14,10 +14,20 @@ torch = pytest.importorskip("torch")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from neurodeploy.interop.onnx import (Graph, OnnxImportError, ipvae_rate_model, lca_model,  # noqa: E402
-                                      linear_decoder_model, load_model, rate_network_model,
-                                      read_dense_layers, read_linear_decoder, run_dense_layers,
-                                      run_onnxruntime, save_model)
+from neurodeploy.interop.onnx import (
+    Graph,
+    OnnxImportError,
+    ipvae_rate_model,
+    lca_model,
+    linear_decoder_model,
+    load_model,
+    rate_network_model,
+    read_dense_layers,
+    read_linear_decoder,
+    run_dense_layers,
+    run_onnxruntime,
+    save_model,
+)
 from neurodeploy.learn.ipvae import IPVAE, IPVAEConfig, lca_infer  # noqa: E402
 
 
@@ -117,8 +127,8 @@ def _write_spec(tmp_path, decoder_file, M=9, K=5):
 
 
 def test_onnx_decoder_feeds_ipvae_block(tmp_path, capsys):
-    from neurodeploy import cli
-    from neurodeploy.data import load_array
+    from neurodeploy.app import cli
+    from neurodeploy.core.data import load_array
     from neurodeploy.ir.nodes import ArrayRef
     from neurodeploy.ir.serialize import _build
     from neurodeploy.spec import load
@@ -136,7 +146,7 @@ def test_onnx_decoder_feeds_ipvae_block(tmp_path, capsys):
 
 
 def test_nonlinear_decoder_is_a_located_error(tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     W = np.ones((9, 5))
     m = _model([helper.make_node("MatMul", ["x", "W"], ["h"], name="mm"),
@@ -148,7 +158,7 @@ def test_nonlinear_decoder_is_a_located_error(tmp_path, capsys):
 
 
 def test_unsupported_operator_names_op_node_and_file(tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     vi = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
     g = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], name="probabilities")], "g",
@@ -163,7 +173,7 @@ def test_unsupported_operator_names_op_node_and_file(tmp_path, capsys):
 
 
 def test_garbage_and_oversized_files_are_refused(tmp_path, capsys, monkeypatch):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
     from neurodeploy.interop import onnx as ndonnx
 
     bad = tmp_path / "bad.onnx"
@@ -178,7 +188,7 @@ def test_garbage_and_oversized_files_are_refused(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_import_linear_graph_writes_spec_and_weights(tmp_path, capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     Phi = np.random.default_rng(6).normal(size=(9, 5))
     save_model(linear_decoder_model(Phi), tmp_path / "dec.onnx")

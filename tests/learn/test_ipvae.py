@@ -9,8 +9,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from neurodeploy.learn.ipvae import (IPVAE, IPVAEConfig, ipvae_from_arrays, ipvae_step, lca_infer,  # noqa: E402
-                                     lca_step, n_exp_for, poisson_kl, poisson_kl_np, relaxed_poisson)
+from neurodeploy.learn.ipvae import (
+    IPVAE,
+    IPVAEConfig,
+    ipvae_from_arrays,
+    ipvae_step,
+    lca_infer,
+    lca_step,
+    n_exp_for,
+    poisson_kl,
+    poisson_kl_np,
+    relaxed_poisson,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -139,7 +149,7 @@ def test_inference_reduces_error_with_iterations():
 
 
 def test_tiny_training_run_reduces_loss(tmp_path):
-    from neurodeploy.data import train_test
+    from neurodeploy.core.data import train_test
     from neurodeploy.learn.train import TrainConfig, evaluate_ipvae, load_checkpoint, train
 
     X, Xt = train_test("digits")

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from neurodeploy.learn.rules import bengio_rate_dw, hebbian_dw, oja_dw
-from neurodeploy.plasticity import RULES
-from neurodeploy.plasticity.bengio import BengioSTDP, BengioSTDPParams
-from neurodeploy.plasticity.canonical import Term
-from neurodeploy.plasticity.stdp import PairSTDP
+from neurodeploy.library.plasticity import RULES
+from neurodeploy.library.plasticity.bengio import BengioSTDP, BengioSTDPParams
+from neurodeploy.library.plasticity.canonical import Term
+from neurodeploy.library.plasticity.stdp import PairSTDP
 
 torch.set_num_threads(1)  # 2 shared CPU cores; these problems are tiny
 
@@ -130,7 +130,7 @@ def test_oja_converges_to_first_principal_component():
 
 
 def test_eqprop_coactivity_rule_integrates_to_the_change_of_coactivity():
-    from neurodeploy.plasticity.local_rules import eqprop_coactivity
+    from neurodeploy.library.plasticity.local_rules import eqprop_coactivity
 
     dt, tx, ty, n = 1e-3, 20e-3, 30e-3, 600
     rng = np.random.default_rng(2)
@@ -150,7 +150,7 @@ def test_eqprop_coactivity_rule_integrates_to_the_change_of_coactivity():
 
 
 def test_other_canonical_rules_are_well_formed():
-    from neurodeploy.plasticity.local_rules import error_third_factor, hebbian, oja
+    from neurodeploy.library.plasticity.local_rules import error_third_factor, hebbian, oja
 
     # Hebbian with a constant post rate grows w; Oja's w-dependent term bounds it
     post = np.arange(0, 5000, 20)

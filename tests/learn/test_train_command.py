@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurodeploy import cli
+from neurodeploy.app import cli
 
 
 def _run(args, capsys):
@@ -35,7 +35,7 @@ def test_missing_keys_and_version(tmp_path, capsys):
 def test_shipped_training_files_are_valid():
     from pathlib import Path
 
-    from neurodeploy.learn.command import read_train_spec
+    from neurodeploy.app.commands.train import read_train_spec
 
     files = sorted(Path("models/train").glob("*.yaml"))
     assert files
@@ -78,7 +78,7 @@ def test_train_end_to_end_writes_artifacts(tmp_path, capsys):
 def test_digits_dataset_unchanged_and_split():
     from sklearn.datasets import load_digits
 
-    from neurodeploy.data import _load_dataset, train_test
+    from neurodeploy.core.data.arrays import _load_dataset, train_test
 
     x = _load_dataset("digits", None)
     np.testing.assert_array_equal(x, load_digits().data / 16.0)
@@ -87,8 +87,8 @@ def test_digits_dataset_unchanged_and_split():
 
 
 def test_patches_are_deterministic_whitened_and_normalised():
-    from neurodeploy.data import DATASETS, train_test
-    from neurodeploy.data.patches import load_patches
+    from neurodeploy.core.data import DATASETS, train_test
+    from neurodeploy.core.data.patches import load_patches
 
     a = load_patches("patches8")
     assert a.shape == (DATASETS["patches8"][1], 64)
@@ -98,7 +98,7 @@ def test_patches_are_deterministic_whitened_and_normalised():
     tr, te = train_test("patches8")
     assert tr.shape == (16000, 64) and te.shape == (2000, 64)
     # whitening lowers the correlation of horizontally neighbouring pixels well below the photos'
-    from neurodeploy.data.patches import _grey, whiten
+    from neurodeploy.core.data.patches import _grey, whiten
 
     def neighbour_corr(img):
         return np.corrcoef(img[..., :-1].ravel(), img[..., 1:].ravel())[0, 1]
@@ -126,7 +126,7 @@ def test_shipped_digits_coder_reconstructs_held_out_digits():
     zero; the numpy reference gives the same statistics as torch."""
     import torch
 
-    from neurodeploy.data import train_test
+    from neurodeploy.core.data import train_test
     from neurodeploy.learn.ipvae import ipvae_step, r2_per_image
     from neurodeploy.learn.train import evaluate_ipvae
 

@@ -11,7 +11,7 @@ hint). Files that cannot hold a comment (empty, binary, not UTF-8) carry the sam
 lines in a sidecar ``<file name>.expect``. Each spec has exactly one problem, so apart from the
 known cascades listed in ``CASCADES`` the intended code is the only error reported.
 
-Specs are checked in-process through ``neurodeploy.cli.main`` (a subprocess per file would be
+Specs are checked in-process through ``neurodeploy.app.cli.main`` (a subprocess per file would be
 too slow); one test runs the real console script on a few of them.
 """
 
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from neurodeploy.cli import main
-from neurodeploy.errors import CODES
+from neurodeploy.app.cli import main
+from neurodeploy.core.errors import CODES
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = ROOT / "tests" / "specs" / "bad"

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from neurodeploy import cli
-from neurodeploy.errors import CODES
+from neurodeploy.app import cli
+from neurodeploy.core.errors import CODES
 
 
 def run(argv, capsys):
@@ -103,7 +103,7 @@ def test_json_error_output_for_commands(tmp_path, capsys):
 
 
 def test_console_script_runs_without_traceback():
-    p = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "check", "models/single_lif.yaml"],
+    p = subprocess.run([sys.executable, "-m", "neurodeploy.app.cli", "check", "models/single_lif.yaml"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "ok" in p.stdout and "Traceback" not in p.stderr

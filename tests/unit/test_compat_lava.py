@@ -1,4 +1,4 @@
-"""Tests for neurodeploy.compat.lava, the one place Lava (lava-nc 0.10.0) is imported through.
+"""Tests for neurodeploy.core.compat.lava, the one place Lava (lava-nc 0.10.0) is imported through.
 
 Tests marked ``subprocess`` in their name start a fresh interpreter (``sys.executable``), because
 the interesting behaviour (the first import of Lava, the multiprocessing start method) can only
@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurodeploy.compat import lava as compat
-from neurodeploy.compat.lava import (
+from neurodeploy.core.compat import lava as compat
+from neurodeploy.core.compat.lava import (
     LOIHI_ABSENT_REASON,
     ensure_lava_importable,
     has_loihi_hardware,
     lava_status,
 )
-from neurodeploy.errors import BackendError
+from neurodeploy.core.errors import BackendError
 
 pytestmark = pytest.mark.lava
 
@@ -122,7 +122,7 @@ def test_fix_is_needed_and_works_subprocess() -> None:
         """
         import dataclasses
         original = dataclasses.dataclass
-        from neurodeploy.compat.lava import ensure_lava_importable
+        from neurodeploy.core.compat.lava import ensure_lava_importable
         ensure_lava_importable()
         import lava.magma.compiler.var_model as vm
         from lava.proc.lif.process import LIF
@@ -142,7 +142,7 @@ def test_concurrent_first_calls_apply_fix_once_subprocess() -> None:
         """
         import dataclasses, threading, time
         original = dataclasses.dataclass
-        import neurodeploy.compat.lava as compat
+        import neurodeploy.core.compat.lava as compat
 
         # Count entries into the import step and into the fix, and widen the race window so
         # that, without the lock, several threads would be inside the import step at once.
@@ -332,9 +332,9 @@ def test_missing_lava_gives_install_instructions_subprocess() -> None:
         """
         import sys
         sys.modules["lava"] = None
-        import neurodeploy.compat.lava as compat
+        import neurodeploy.core.compat.lava as compat
         compat._distribution_version = lambda name: None
-        from neurodeploy.errors import BackendError
+        from neurodeploy.core.errors import BackendError
         try:
             compat.ensure_lava_importable()
         except BackendError as exc:
@@ -374,7 +374,7 @@ def test_start_method_already_fork_is_accepted_subprocess() -> None:
         """
         import multiprocessing
         multiprocessing.set_start_method("fork")
-        from neurodeploy.compat.lava import ensure_lava_importable
+        from neurodeploy.core.compat.lava import ensure_lava_importable
         ensure_lava_importable()
         from lava.proc.lif.process import LIF
         assert multiprocessing.get_start_method() == "fork"
@@ -392,8 +392,8 @@ def test_start_method_spawn_gives_backend_error_subprocess() -> None:
         """
         import multiprocessing
         multiprocessing.set_start_method("spawn")
-        from neurodeploy.compat.lava import ensure_lava_importable
-        from neurodeploy.errors import BackendError
+        from neurodeploy.core.compat.lava import ensure_lava_importable
+        from neurodeploy.core.errors import BackendError
         try:
             ensure_lava_importable()
         except BackendError as exc:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from neurodeploy import check
-from neurodeploy.docgen import BEGIN, END, registry_markdown
+from neurodeploy.app.docgen import BEGIN, END, registry_markdown
 
 
 def test_complete_example_in_spec_doc_is_valid(tmp_path):
@@ -28,11 +28,11 @@ def test_generated_reference_is_current():
     text = Path("docs/spec.md").read_text()
     current = text.split(BEGIN, 1)[1].split(END, 1)[0]
     assert current.strip() == registry_markdown().strip(), (
-        "docs/spec.md reference is stale: run `python -m neurodeploy.docgen`")
+        "docs/spec.md reference is stale: run `python -m neurodeploy.app.docgen`")
 
 
 def test_readme_typos_example_reports_what_the_readme_shows(capsys):
-    from neurodeploy import cli
+    from neurodeploy.app import cli
 
     rc = cli.main(["check", "examples/typos.yaml"])
     err = capsys.readouterr().err

@@ -9,7 +9,7 @@ import os
 import pytest
 
 import neurodeploy as nd
-from neurodeploy.errors import IRError
+from neurodeploy.core.errors import IRError
 from neurodeploy.ir import (
     Connectivity,
     CurrentStimulus,
@@ -20,10 +20,10 @@ from neurodeploy.ir import (
     Simulation,
     Weights,
     from_json,
-    problems,
     to_json,
-    verify,
 )
+from neurodeploy.spec import problems
+from neurodeploy.spec import verify
 
 from ..conftest import MODELS, ROOT, rel
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from neurodeploy.neurons import NEURONS, get_neuron
-from neurodeploy.params import REQUIRED
-from neurodeploy.units import dim_of_unit
+from neurodeploy.library.neurons import NEURONS, get_neuron
+from neurodeploy.core.params import REQUIRED
+from neurodeploy.core.units import dim_of_unit
 
 DT = 1e-4
 

@@ -8,26 +8,13 @@ import numpy as np
 import pytest
 
 import neurodeploy as nd
-from neurodeploy import materialize
-from neurodeploy.errors import CompileError
-from neurodeploy.ir import (
-    Connectivity,
-    Network,
-    Population,
-    Projection,
-    Simulation,
-    Weights,
-)
+from neurodeploy.library import materialize
+from neurodeploy.core.errors import CompileError
+from neurodeploy.ir import Connectivity, Network, Population, Projection, Simulation, Weights
 from neurodeploy.ir.nodes import PoissonStimulus
-from neurodeploy.materialize import SynapseData
-from neurodeploy.passes.partition import (
-    CoreMap,
-    group_bits,
-    index_bits,
-    partition,
-    synapse_memory_bits,
-)
-from neurodeploy.targets import Target, load_target
+from neurodeploy.library.materialize import SynapseData
+from neurodeploy.passes.partition import CoreMap, group_bits, index_bits, partition, synapse_memory_bits
+from neurodeploy.core.targets import Target, load_target
 
 LOIHI2 = dict(neurons_per_core=8192, synapse_memory_bits_per_core=1_048_576,
               fan_in_axons_per_core=4096, fan_out_axons_per_core=4096, cores_per_chip=120, chips=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neurodeploy.spec.source import MAX_NODES, SourceFile, YList, YMap, YScalar, parse_yaml
+from neurodeploy.core.source import MAX_NODES, SourceFile, YList, YMap, YScalar, parse_yaml
 
 
 def parse(text: str):

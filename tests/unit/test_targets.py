@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from neurodeploy.errors import SpecError
-from neurodeploy.targets import available_targets, load_target
+from neurodeploy.core.errors import SpecError
+from neurodeploy.core.targets import available_targets, load_target
 
 
 def test_shipped_targets():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neurodeploy.units import Dim, UnitParseError, parse_quantity
+from neurodeploy.core.units import Dim, UnitParseError, parse_quantity
 
 
 @pytest.mark.parametrize(

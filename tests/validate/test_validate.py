@@ -14,9 +14,9 @@ import json
 import pytest
 
 import neurodeploy as nd
-from neurodeploy import cli
-from neurodeploy.targets import load_target
-from neurodeploy.validate.command import validate
+from neurodeploy.app import cli
+from neurodeploy.core.targets import load_target
+from neurodeploy.app.commands.validate import validate
 
 from ..conftest import MODELS, ROOT, rel
 
@@ -34,7 +34,7 @@ def short(model, steps=None):
 
 
 def _validate(net, target, tmp_path, **kw):
-    from neurodeploy.errors import NotImplementedYet
+    from neurodeploy.core.errors import NotImplementedYet
 
     try:
         return _run(net, target, tmp_path, **kw)
@@ -76,7 +76,7 @@ def test_every_shipped_model_validates_on_lava_targets(model, target, tmp_path):
 
 
 def test_a_wrong_decay_fails_with_the_metric_named(monkeypatch, tmp_path):
-    import neurodeploy.backends.torch as tb
+    import neurodeploy.backends.torch.simulator as tb
 
     real = tb.lower
 

@@ -1,4 +1,4 @@
-r"""neurodeploy's pair STDP (:class:`~neurodeploy.plasticity.stdp.PairSTDP`) on Lava's learning
+r"""neurodeploy's pair STDP (:class:`~neurodeploy.library.plasticity.stdp.PairSTDP`) on Lava's learning
 engine.
 
 :func:`stdp_rule` builds the ``Loihi2FLearningRule`` for a ``LearningDense`` that carries a
@@ -88,7 +88,7 @@ What does not match, or is not supported
   at a bound). :func:`stdp_bounds` reports all this for a given projection.
 * **multiplicative (soft-bound) STDP:** not lowered (the ``(w_max - w)`` factor needs a
   non-integer constant in floating point; in fixed point it would need the 5-bit down-shift
-  compensation); raises :class:`~neurodeploy.errors.NotImplementedYet`.
+  compensation); raises :class:`~neurodeploy.core.errors.NotImplementedYet`.
 * **Delays:** Brian2 applies ``on_pre`` at the delayed arrival; LearningDense has no delays, so a
   plastic projection with ``delay_steps > 0`` has no lowering here.
 * **fixed_pt amplitude range:** ``D`` must lie in about ``[2**-7, 255.99]`` integer units (one
@@ -106,7 +106,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...errors import CompileError, NotImplementedYet
+from ...core.errors import CompileError, NotImplementedYet
 
 __all__ = [
     "COINCIDENCE_TAU_STEPS",
@@ -198,8 +198,8 @@ def stdp_encoding(params: dict, dt: float, weight_factor: float, fixed: bool,
                   max_impulse: int = DEFAULT_MAX_IMPULSE) -> StdpEncoding:
     """The rule string, impulses and taus (in steps) of :func:`stdp_rule`; no Lava import.
 
-    Raises :class:`~neurodeploy.errors.NotImplementedYet` for ``multiplicative`` STDP,
-    :class:`~neurodeploy.errors.CompileError` when a fixed-point amplitude is out of range and
+    Raises :class:`~neurodeploy.core.errors.NotImplementedYet` for ``multiplicative`` STDP,
+    :class:`~neurodeploy.core.errors.CompileError` when a fixed-point amplitude is out of range and
     :class:`ValueError` for bad arguments.
     """
     if params.get("multiplicative"):
@@ -281,7 +281,7 @@ def stdp_rule(params: dict, dt: float, weight_factor: float, fixed: bool,
     in expectation in fixed point); limits in the module docstring.
     """
     enc = stdp_encoding(params, dt, weight_factor, fixed, weight_scale, max_impulse=max_impulse)
-    from ...compat.lava import ensure_lava_importable
+    from ...core.compat.lava import ensure_lava_importable
 
     ensure_lava_importable()
     from lava.magma.core.learning.learning_rule import Loihi2FLearningRule
@@ -324,7 +324,7 @@ def stdp_bounds(params: dict, weight_factor: float, fixed: bool,
 
 
 # ---------------------------------------------------------------------------------------------
-# any other rule: its canonical trace form (neurodeploy.plasticity.canonical), generically
+# any other rule: its canonical trace form (neurodeploy.library.plasticity.canonical), generically
 #
 # Every product ``c * [x0|y0] * factors * [dt]`` becomes one learning-engine product with
 # dependency x0, y0 or u0 (continuous ``dt`` terms: every epoch, t_epoch = 1), its traces and
@@ -416,7 +416,7 @@ def _encode(rule, dt: float, weight_factor: float, fixed: bool, weight_scale: fl
             fixed_impulses: dict) -> CanonicalEncoding:
     """The ``dw`` string, impulses and taus (steps) of a canonical rule on a LearningDense.
 
-    Raises :class:`~neurodeploy.errors.CompileError` naming the product when a constant cannot be
+    Raises :class:`~neurodeploy.core.errors.CompileError` naming the product when a constant cannot be
     expressed (out of the literal range even after the impulses took what they could), and when
     the rule needs what the engine lacks (a third factor, a product of x0 and y0)."""
     rule.check()
@@ -429,7 +429,7 @@ def _encode(rule, dt: float, weight_factor: float, fixed: bool, weight_scale: fl
     S = float(weight_scale) if fixed else 1.0
     terms = list(rule.terms)
     if rule.decay:
-        from ...plasticity.canonical import Term
+        from ...library.plasticity.canonical import Term
 
         terms.append(Term(-rule.decay, ("w", "dt")))
     traces = list(rule.traces())
@@ -483,7 +483,7 @@ def canonical_rule(rule, dt: float, weight_factor: float, fixed: bool, weight_sc
                    *, rng_seed: int | None = 0):
     """Lava ``Loihi2FLearningRule`` for a canonical-form rule (:func:`canonical_encoding`)."""
     enc = canonical_encoding(rule, dt, weight_factor, fixed, weight_scale)
-    from ...compat.lava import ensure_lava_importable
+    from ...core.compat.lava import ensure_lava_importable
 
     ensure_lava_importable()
     from lava.magma.core.learning.learning_rule import Loihi2FLearningRule
@@ -525,7 +525,7 @@ def third_factor_expansion(rule, modulator: dict):
     supply (the rule's own post traces, r more than once in a product)."""
     import dataclasses
 
-    from ...plasticity.canonical import Term, Trace
+    from ...library.plasticity.canonical import Term, Trace
 
     if rule.y1 is not None or rule.y2 is not None:
         raise CompileError("a third-factor rule with post traces (y1/y2): under a Loihi3FLearningRule the "
@@ -575,7 +575,7 @@ def _third_factor_fixed_encoding(rule, modulator: dict, dt: float, weight_factor
     import dataclasses
     import itertools
 
-    from ...plasticity.canonical import Term, Trace
+    from ...library.plasticity.canonical import Term, Trace
 
     if rule.y1 is not None or rule.y2 is not None:
         raise CompileError("a third-factor rule with post traces (y1/y2) has no NDLIF3F lowering")
@@ -620,7 +620,7 @@ def third_factor_rule(rule, modulator: dict, dt: float, weight_factor: float, fi
     :func:`third_factor_encoding`); the post neuron must send y2 = ``impulses["y2"]`` x the
     modulator trace (and y1 = y3 = 0) every step."""
     enc = third_factor_encoding(rule, modulator, dt, weight_factor, fixed, weight_scale)
-    from ...compat.lava import ensure_lava_importable
+    from ...core.compat.lava import ensure_lava_importable
 
     ensure_lava_importable()
     from lava.magma.core.learning.learning_rule import Loihi3FLearningRule

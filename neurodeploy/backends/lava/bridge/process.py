@@ -8,7 +8,7 @@ Absolute imports only (Lava's model discovery executes this file under a bare na
 
 from __future__ import annotations
 
-from neurodeploy.compat.lava import ensure_lava_importable
+from neurodeploy.core.compat.lava import ensure_lava_importable
 
 ensure_lava_importable()
 

@@ -13,8 +13,8 @@ Process's directory; nothing else may live here.
 
 Importing this package does not import Lava: the numpy reference is imported eagerly, the Lava
 classes (``NDLIF``, ``PyNDLIFModelFloat``, ``PyNDLIFModelFixed``) on first attribute access,
-through :func:`neurodeploy.compat.lava.ensure_lava_importable` (which raises
-:class:`~neurodeploy.errors.BackendError` when Lava is unusable).
+through :func:`neurodeploy.core.compat.lava.ensure_lava_importable` (which raises
+:class:`~neurodeploy.core.errors.BackendError` when Lava is unusable).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurodeploy.compat.lava import ensure_lava_importable
+from neurodeploy.core.compat.lava import ensure_lava_importable
 
 ensure_lava_importable()
 

@@ -13,7 +13,7 @@ import typing as ty
 
 import numpy as np
 
-from neurodeploy.compat.lava import ensure_lava_importable
+from neurodeploy.core.compat.lava import ensure_lava_importable
 
 ensure_lava_importable()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typing as ty
 
-from neurodeploy.compat.lava import ensure_lava_importable
+from neurodeploy.core.compat.lava import ensure_lava_importable
 
 ensure_lava_importable()
 

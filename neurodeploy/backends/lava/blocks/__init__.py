@@ -1,0 +1,1 @@
+"""neurodeploy.backends.lava.blocks."""

@@ -1,0 +1,1 @@
+"""neurodeploy.library."""
