@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from neurodeploy.core.data import train_test  # noqa: E402
-from neurodeploy.learn.ipvae import distance, ipvae_step, r2_per_image, r2_pooled  # noqa: E402
+from neurodeploy.library.blocks.coder import distance, r2_per_image, r2_pooled
+from neurodeploy.library.blocks.ipvae.reference import ipvae_step  # noqa: E402
 from neurodeploy.learn.train import evaluate_ipvae  # noqa: E402
 
 TS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
@@ -68,7 +69,7 @@ def numpy_sweep(arrays, X, Ts, seed=0):
 def lca_sweep(Phi, X, lambdas, n_iter=200, dt_tau=0.1):
     import torch
 
-    from neurodeploy.learn.ipvae import lca_infer
+    from neurodeploy.backends.torch.blocks.lca import lca_infer
 
     P = torch.as_tensor(Phi, dtype=torch.float32)
     x = torch.as_tensor(X, dtype=torch.float32)

@@ -45,7 +45,7 @@ from results_io import write_results  # noqa: E402
 from neurodeploy.backends.brian2.blocks.ipvae import run_ipvae_brian2  # noqa: E402
 from neurodeploy.backends.lava.blocks.ipvae import run_ipvae_lava  # noqa: E402
 from neurodeploy.core.data import train_test  # noqa: E402
-from neurodeploy.learn.ipvae import ipvae_from_arrays  # noqa: E402
+from neurodeploy.backends.torch.blocks.ipvae import ipvae_from_arrays  # noqa: E402
 
 BACKENDS = ("torch", "brian2", "lava_float", "lava_fixed")
 MC_K = 4.0

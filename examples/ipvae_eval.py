@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     from neurodeploy.core.data import train_test
     from neurodeploy.core.io import atomic_write_json
     from neurodeploy.learn import plots
-    from neurodeploy.learn.ipvae import ipvae_from_arrays
+    from neurodeploy.backends.torch.blocks.ipvae import ipvae_from_arrays
     from neurodeploy.learn.train import evaluate_ipvae
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -120,14 +120,12 @@ def build_network(variant: str, out: Path, hand_built: bool = False):
 def run_ours(net, out: Path) -> dict[str, dict]:
     """Run ``net`` on each of OUR_TARGETS (the options `validate` uses); their (v, spike steps) in
     NIR units, and each run's result.npz under ``out/<target>/``."""
-    from neurodeploy.app.runner import simulate
-    from neurodeploy.core.targets import load_target
-    from neurodeploy.app.commands.validate import backend_options
+    import neurodeploy as nd
+    from neurodeploy.validation.run import backend_options
 
     got = {}
     for t in OUR_TARGETS:
-        tg = load_target(t)
-        r = simulate(net, tg, **backend_options(tg, codegen="numpy", torch_device="cpu"))
+        r = nd.simulate(net, t, options=backend_options(nd.targets()[t], codegen="numpy", torch_device="cpu"))
         r.save(out / t / "result.npz")
         pop = net.populations[0].name
         tr = next(x for x in r.traces.values() if x.variable == "v")
@@ -145,7 +143,7 @@ def _spk_vec(steps) -> np.ndarray:
 def aligned_rmse(v_a, s_a, v_b, s_b, lags=range(-2, 3)) -> tuple[float, int]:
     """Sub-threshold RMSE of b against a after shifting b by the best lag in ``lags`` (b[k + lag]
     compared with a[k]); returns (rmse, lag)."""
-    from neurodeploy.validate.metrics import subthreshold_mask, subthreshold_rmse
+    from neurodeploy.validation.metrics import subthreshold_mask, subthreshold_rmse
 
     best = (float("inf"), 0)
     for lag in lags:

@@ -1,17 +1,41 @@
 """neurodeploy: describe a spiking model once in YAML; compile, validate and deploy it.
 
-Public API (the CLI is a thin shell over it)::
+The public API (docs/api.md; the command line is a thin shell over it)::
 
     import neurodeploy as nd
-    net = nd.load("models/single_lif.yaml")      # spec -> verified IR (raises SpecError)
-    net, diagnostics = nd.check("models/x.yaml")  # never raises for bad input
-    text = nd.ir.to_json(net)                     # lossless IR JSON
+    net = nd.load("models/single_lif.yaml")                   # spec -> verified IR (raises SpecError)
+    net, diagnostics = nd.check("models/x.yaml")               # never raises; net is None on errors
+    r = nd.simulate("single_lif", "torch", duration="50 ms")   # a Result; r.to_pandas() for DataFrames
+    c = nd.compile(net, "loihi2-sim", out="out/lif")           # placement, integers, core map, artifact
+    report = nd.validate(net, "loihi2-sim", "out/val")         # target vs the Brian2 reference
+    nd.targets()                                               # every target available here
 """
 
-__version__ = "0.1.0"
+from . import ir
+from .app.api import (
+    Compiled,
+    Deployment,
+    Evaluation,
+    RunOutputs,
+    backend,
+    build,
+    check,
+    compile,
+    deploy,
+    evaluate,
+    load,
+    placement,
+    run,
+    simulate,
+    targets,
+    validate,
+    write_result,
+)
+from .core.errors import BackendError, CompileError, NeurodeployError, NotImplementedYet, SpecError, UsageError
+from .core.result import Result
+from .core.versions import __version__
 
-from . import ir  # noqa: E402
-from .core.errors import NeurodeployError, SpecError  # noqa: E402
-from .spec import check, load  # noqa: E402
-
-__all__ = ["__version__", "ir", "load", "check", "NeurodeployError", "SpecError"]
+__all__ = ["__version__", "ir", "load", "check", "compile", "simulate", "build", "placement", "evaluate", "run",
+           "validate", "deploy", "targets", "backend", "write_result", "Result", "Compiled", "Deployment",
+           "Evaluation", "RunOutputs", "NeurodeployError", "SpecError", "CompileError", "BackendError",
+           "NotImplementedYet", "UsageError"]

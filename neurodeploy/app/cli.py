@@ -1,20 +1,23 @@
-"""The ``neurodeploy`` command line: a thin shell over the Python API.
+"""The ``neurodeploy`` command line: a thin shell over the Python API (:mod:`neurodeploy.app.api`).
 
-Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 backend/runtime failure or a feature that
-has not landed yet. Bad input never produces a Python traceback.
+Each command parses its arguments, calls one API function and prints what it returns; it knows
+neither block kinds nor backends (the API and the registries do). Exit codes: 0 ok, 1 invalid
+input, 2 usage error, 3 backend/runtime failure or a feature that has not landed yet. Bad input
+never produces a Python traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import sys
 import textwrap
 from pathlib import Path
 
-from .. import __version__
+from ..backends.base import backend_statuses
 from ..core.errors import (
     EXIT_BACKEND,
     EXIT_INVALID,
@@ -24,6 +27,19 @@ from ..core.errors import (
     NeurodeployError,
     SpecError,
 )
+from ..core.io import atomic_write_text
+from ..core.targets import available_targets
+from ..core.versions import __version__
+from ..ir import to_json
+from ..library.blocks import BLOCKS
+from ..library.neurons import NEURONS
+from ..library.plasticity import RULES
+from ..passes.expand import expand, expansion_summary
+from ..spec.overrides import parse_assignments
+from . import api
+from .commands import interop as interop_cmd
+from .commands import train as train_cmd
+from .commands import validate as validate_cmd
 
 EPILOG = """\
 examples:
@@ -33,6 +49,7 @@ examples:
   neurodeploy info                           versions and which backends work here
   neurodeploy compile models/cuba_chain.yaml --target loihi2-sim -o out/chain
   neurodeploy run models/single_lif.yaml --target brian2 -o out/lif
+  neurodeploy run single_lif -t torch -o out/lif --duration '50 ms' --set neuron.tau_m='10 ms'
   neurodeploy validate models/cuba_chain.yaml --target loihi2-sim -o out/val
   neurodeploy import tests/fixtures/nir-paper-lif/lif_norse.nir -o out/lif_norse.yaml
   neurodeploy export models/cuba_chain.yaml -o out/chain.nir
@@ -63,10 +80,6 @@ def _render(diags: list[Diagnostic]) -> None:
 # --- commands --------------------------------------------------------------------------------
 
 def cmd_check(args) -> int:
-    from ..core.io import atomic_write_text
-    from ..ir import to_json
-    from ..spec import check
-
     files = []
     for s in args.specs:
         p = Path(s)
@@ -78,14 +91,12 @@ def cmd_check(args) -> int:
         return EXIT_USAGE
     records, worst = [], EXIT_OK
     for f in files:
-        net, diags = check(f, str(f))
+        net, diags = api.check(f)
         errors = [d for d in diags if d.severity == "error"]
-        ok = net is not None and not errors
+        ok = net is not None
         summary = None
         expansion = []
         if ok and args.expand and net.blocks:
-            from ..passes.expand import expand, expansion_summary
-
             before, net = net, expand(net)
             expansion = expansion_summary(before, net)
         if ok:
@@ -135,12 +146,6 @@ def _n(k: int, one: str, many: str | None = None) -> str:
 
 
 def cmd_info(args) -> int:
-    from ..backends.base import backend_statuses
-    from ..library.blocks import BLOCKS
-    from ..library.neurons import NEURONS
-    from ..library.plasticity import RULES
-    from ..core.targets import available_targets
-
     statuses = backend_statuses()
     targets = available_targets()
     info = {
@@ -175,126 +180,55 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
-def _spec_and_target(args):
-    from ..core.targets import load_target
+def _say(args):
+    """Progress messages on stderr, or nothing with --json / --quiet."""
+    if getattr(args, "json", False) or getattr(args, "quiet", False):
+        return None
+    return lambda msg: print(msg, file=sys.stderr)
 
-    from ..spec import load
 
-    net = load(args.spec)
-    target = load_target(args.target)
-    return net, target
+def _overrides(args) -> dict:
+    """--set KEY=VALUE (repeatable), --duration and --seed as spec overrides."""
+    out = dict(parse_assignments(getattr(args, "set", None) or []))
+    if getattr(args, "duration", None) is not None:
+        out["simulation.duration"] = args.duration
+    if getattr(args, "seed", None) is not None:
+        out["simulation.seed"] = str(args.seed)
+    return out
+
+
+def _options(args, target) -> object:
+    """The target's backend options from the command line's backend option flags."""
+    flags = {k: getattr(args, k, None) for k in ("codegen", "device", "poisson", "torch_device", "dtype")}
+    flags["progress"] = not (getattr(args, "json", False) or getattr(args, "quiet", False))
+    return api.backend(target).options(flags, strict=False)
+
+
+def _show(args, out) -> None:
+    if args.json:
+        _print_json(out.to_json())
+    else:
+        print("\n".join(out.lines()))
 
 
 def cmd_compile(args) -> int:
-    from ..passes import pipeline as compiler
-    from ..validate.blocks import has_ipvae_block
-
-    net, target = _spec_and_target(args)
-    _refuse_lca_compile(net)
-    if has_ipvae_block(net):
-        from ..backends.lava.blocks.ipvae_compile import summary_text
-
-        say = None if args.json else (lambda msg: print(msg, file=sys.stderr))
-        report, files = compiler.compile_blocks(net, target, args.out, log=say)
-        if args.json:
-            _print_json({"ok": True, "files": {k: str(v) for k, v in files.items()}, "report": report})
-            return EXIT_OK
-        print(summary_text(report))
-        print(f"wrote {', '.join(str(v) for v in files.values())}")
-        return EXIT_OK
-    compiled = compiler.compile_network(net, target, allow_fallback=not args.no_fallback)
-    files = compiler.write(compiled, net, args.out)
+    say = _say(args)
+    compiled = api.compile(args.spec, args.target, out=args.out, allow_fallback=not args.no_fallback, log=say)
     if args.json:
-        _print_json({"ok": True, "files": {k: str(v) for k, v in files.items()},
-                     "quantization": compiled.quantized.report if compiled.quantized else None,
-                     "coremap": compiled.coremap.to_json() if compiled.coremap else None,
-                     "placement": compiled.placement.to_json() if compiled.placement else None,
-                     "timings_s": compiled.timings})
+        _print_json(compiled.to_json())
         return EXIT_OK
-    _print_compiled(compiled)
-    print(f"wrote {', '.join(str(v) for v in files.values())}")
+    print(compiled.summary)
+    for w in compiled.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {', '.join(str(v) for v in compiled.files.values())}")
     return EXIT_OK
 
 
-def _has_lca_only(net) -> bool:
-    """An ``lca`` block and no ``ipvae`` block: eval/run/deploy go to blocks/run_lca.py."""
-    from ..validate.blocks import has_ipvae_block
-    from ..validate.blocks_lca import has_lca_block
-
-    return has_lca_block(net) and not has_ipvae_block(net)
-
-
-def _refuse_lca_compile(net) -> None:
-    from ..validate.blocks_lca import has_lca_block
-    from ..core.errors import NotImplementedYet
-
-    if has_lca_block(net):
-        raise NotImplementedYet(
-            "compiling an lca block is not implemented yet (there is no Loihi 2 resource report for "
-            "LCA); `neurodeploy eval SPEC -t loihi2-sim` runs its fixed-point model, and -t "
-            "torch|brian2|lava the float one")
-
-
-def _print_compiled(compiled) -> None:
-    low = compiled.lowered
-    print(f"compiled {low.name} for {compiled.target.name}: " + ", ".join(
-        f"{n} -> {p.process}" for n, p in low.populations.items()))
-    if compiled.quantized is not None:
-        from ..passes.quantize import report_table
-
-        print(report_table(compiled.quantized.report))
-    if compiled.coremap is not None:
-        print(compiled.coremap.table())
-    if compiled.placement is not None and compiled.target.fallback:
-        print(compiled.placement.table())
-    for w in getattr(low, "warnings", []):
-        print(f"warning: {w}", file=sys.stderr)
-
-
 def cmd_run(args) -> int:
-    from ..validate.blocks import has_ipvae_block
-    from .runner import run_to_dir
-
-    net, target = _spec_and_target(args)
-    if has_ipvae_block(net) or _has_lca_only(net):  # a coder block: run = evaluate on the spec's own images
-        return _eval(net, target, args, images=None, iterations=None, seed=net.simulation.seed,
-                     batch=None)
-    options = {}
-    if target.backend == "brian2":
-        options = {"codegen": args.codegen, "device": args.device, "poisson": args.poisson,
-                   "progress": not args.json and not args.quiet}
-    elif target.backend == "lava":
-        options = {"progress": not args.json and not args.quiet}
-    elif target.backend == "torch":
-        options = {"device": args.torch_device, "dtype": args.dtype, "progress": not args.json and not args.quiet}
-    if not args.json and not args.quiet:
-        extra = ""
-        if target.backend == "brian2" and args.device == "runtime":
-            from ..backends.brian2.simulator import choose_codegen
-
-            cg = choose_codegen(args.codegen)
-            extra = f"; Brian2 code generation: {cg}" + (
-                " (compiles C code the first time a model is seen, cached afterwards)" if cg == "cython" else "")
-        elif target.backend == "brian2":
-            extra = "; Brian2 cpp_standalone (compiling the whole run to C++ first)"
-        print(f"running {net.name} on {target.name}: {net.simulation.steps} steps of "
-              f"{net.simulation.dt * 1e3:g} ms ({net.simulation.duration * 1e3:g} ms simulated){extra}",
-              file=sys.stderr)
-    outs = run_to_dir(net, target, args.out, plot=args.plot, no_fallback=args.no_fallback, **options)
-    summary = outs.result.summary()
-    if args.json:
-        _print_json({"ok": True, "summary": summary, "files": {
-            "result": str(outs.result_path), "summary": str(outs.summary_path),
-            "plot": str(outs.plot_path) if outs.plot_path else None}})
-        return EXIT_OK
-    print(f"{net.name} on {target.name} ({summary['options'].get('codegen', summary['backend'])}): "
-          f"{summary['wall_time_s']:.2f} s wall for {summary['duration_s'] * 1e3:g} ms simulated")
-    width = max([len(k) for k in summary["populations"]] + [10])
-    print(f"  {'population':<{width}} {'size':>8} {'spikes':>9} {'rate (Hz)':>10} {'silent':>7}")
-    for name, p in summary["populations"].items():
-        print(f"  {name:<{width}} {p['size']:>8} {p['spikes']:>9} {p['mean_rate_hz']:>10.2f} "
-              f"{p['silent_fraction'] * 100:>6.1f}%")
-    print(f"wrote {outs.result_path}, {outs.summary_path}" + (f", {outs.plot_path}" if outs.plot_path else ""))
+    out = api.run(args.spec, args.target, args.out, overrides=_overrides(args), plot=args.plot,
+                  allow_fallback=not args.no_fallback, log=_say(args), device=args.torch_device,
+                  options=_options(args, args.target))
+    _show(args, out)
     return EXIT_OK
 
 
@@ -302,113 +236,40 @@ def cmd_eval(args) -> int:
     if args.batch is not None and args.batch < 1:
         sys.stderr.write("neurodeploy eval: --batch must be >= 1\n")
         return EXIT_USAGE
-    net, target = _spec_and_target(args)
-    seed = net.simulation.seed if args.seed is None else args.seed
-    return _eval(net, target, args, images=args.images, iterations=args.iterations, seed=seed,
-                 batch=args.batch)
-
-
-def _eval(net, target, args, images, iterations, seed, batch) -> int:
-    """Evaluate the spec's ipvae block (or its lca block) on ``target`` into ``args.out``."""
-    lca = _has_lca_only(net)
-    if lca:
-        from ..validate import blocks_lca as runner
-
-        coder = runner.lca_block(net)
-        runner.runner_for(target)  # unsupported targets: exit 3 before anything is printed or loaded
-    else:
-        from ..validate import blocks as runner
-
-        coder = runner.ipvae_block(net)
-        runner.runner_for(target, runner.block_form(coder))
-    quiet = args.json or args.quiet
-    if not quiet:
-        print(f"evaluating {net.name}{' (LCA)' if lca else ''} on {target.name} ...", file=sys.stderr)
-    m = runner.eval_to_dir(net, target, args.out, images=images, iterations=iterations, seed=seed,
-                           progress=not quiet, torch_device=args.torch_device, batch=batch, coder=coder)
-    if args.json:
-        _print_json({"ok": True, **{k: v for k, v in m.items() if k != "versions"}})
-        return EXIT_OK
-    im = m["images"]
-    what = f" (lca, lambda {m['lam']:g})" if lca else ""
-    print(f"{net.name} block '{m['block']}'{what} on {target.name} [{m['runner']}]: {im['count']} images "
-          f"({im['selection']}" + (f", {im['dataset']}" if "dataset" in im else "") + f"), seed {seed}")
-    if lca:
-        print(f"  {'T':>6} {'R2':>7} {'median':>7} {'pooled':>7} {'zeros':>7} {'max a':>7} {'d':>7} {'s':>7}")
-    else:
-        print(f"  {'T':>6} {'R2':>7} {'median':>7} {'pooled':>7} {'R2 avg':>7} {'zeros':>7} {'max u':>7} "
-              f"{'|du|':>7} {'d':>7} {'s':>7}")
-    for r in m["results"]:
-        head = f"  {r['T']:>6} {r['r2']:7.4f} {r['r2_median']:7.4f} {r['r2_pooled']:7.4f}"
-        if lca:
-            print(f"{head} {r['zeros']:7.4f} {r['a_max']:7.3f} {r['d']:7.4f} {r['seconds']:7.2f}")
-        else:
-            du = f"{r['du_norm']:7.3f}" if r["du_norm"] is not None else f"{'-':>7}"
-            print(f"{head} {r['r2_avg']:7.4f} {r['zeros']:7.4f} {r['u_max']:7.3f} {du} {r['d']:7.4f} "
-                  f"{r['seconds']:7.2f}")
-    print(f"wrote {', '.join(m['files'].values())}")
+    out = api.evaluate(args.spec, args.target, args.out, images=args.images, iterations=args.iterations,
+                       seed=args.seed, batch=args.batch, device=args.torch_device,
+                       progress=not (args.json or args.quiet), overrides=_overrides(args) or None, log=_say(args))
+    _show(args, out)
     return EXIT_OK
 
 
 def cmd_validate(args) -> int:
-    from .commands.validate import run
-
-    return run(args)
+    return validate_cmd.run(args, overrides=_overrides(args))
 
 
 def cmd_deploy(args) -> int:
-    from ..passes import pipeline as compiler
-    from .runner import require_loihi2_hardware, run_to_dir
-
-    net, target = _spec_and_target(args)
-    from ..validate.blocks import has_ipvae_block
-
-    if _has_lca_only(net):  # LCA: no compile report; evaluate on the target (_eval exits 3 first if it cannot)
-        args.quiet, args.torch_device = getattr(args, "quiet", False), getattr(args, "torch_device", "auto")
-        return _eval(net, target, args, images=None, iterations=None, seed=net.simulation.seed, batch=None)
-    if has_ipvae_block(net):  # a coder block: compile (fixed-point Loihi targets), then evaluate there
-        # (other targets: _eval exits 3 before anything is written when it cannot run them)
-        if target.backend == "lava" and target.number_format == "fixed":
-            say = None if args.json else (lambda msg: print(msg, file=sys.stderr))
-            compiler.compile_blocks(net, target, args.out, log=say)
-            if not args.json:
-                print(f"wrote the deployable artifact under {args.out}")
-        if target.device == "loihi2":
-            require_loihi2_hardware()
-        args.quiet, args.torch_device = getattr(args, "quiet", False), getattr(args, "torch_device", "auto")
-        return _eval(net, target, args, images=None, iterations=None, seed=net.simulation.seed, batch=None)
-    compiled = compiler.compile_network(net, target, allow_fallback=not args.no_fallback)
-    files = compiler.write(compiled, net, args.out)
-    if not args.json:
-        _print_compiled(compiled)
-        print(f"wrote the deployable artifact: {', '.join(str(v) for v in files.values())}")
-    if target.device == "loihi2":
-        require_loihi2_hardware()  # exits 3 here, after the artifact is on disk
-    outs = run_to_dir(net, target, args.out, no_fallback=args.no_fallback)
+    say = _say(args)
+    done = api.deploy(args.spec, args.target, args.out, allow_fallback=not args.no_fallback, log=say)
     if args.json:
-        _print_json({"ok": True, "files": {k: str(v) for k, v in files.items()},
-                     "summary": outs.result.summary()})
-    else:
-        print(f"ran on {target.name}: wrote {outs.result_path}, {outs.summary_path}")
+        out = done.ran.to_json() if done.ran is not None else {"ok": True}
+        if done.compiled is not None:
+            out["files"] = {**{k: str(v) for k, v in done.compiled.files.items()}, **out.get("files", {})}
+        _print_json(out)
+    elif done.ran is not None:
+        print("\n".join(done.ran.lines()))
     return EXIT_OK
 
 
 def cmd_import(args) -> int:
-    from .commands.interop import run_import
-
-    return run_import(args)
+    return interop_cmd.run_import(args)
 
 
 def cmd_export(args) -> int:
-    from .commands.interop import run_export
-
-    return run_export(args)
+    return interop_cmd.run_export(args)
 
 
 def cmd_train(args) -> int:
-    from .commands.train import run
-
-    return run(args)
+    return train_cmd.run(args)
 
 
 # --- parser ----------------------------------------------------------------------------------
@@ -479,8 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     tt = sp.add_argument_group("torch target options (targets torch, loihi2-torch)")
     tt.add_argument("--torch-device", choices=["auto", "cpu", "cuda"], default="auto",
                     help="auto = CUDA when a GPU is visible, else the CPU")
-    tt.add_argument("--dtype", choices=["float32", "float64"], default="float32",
-                    help="float arithmetic of the torch target (loihi2-torch is always integer)")
+    tt.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                    help="float arithmetic of the torch target (default: the target's number format, "
+                         "float32 for torch; loihi2-torch is always integer)")
+    _add_overrides(sp)
 
     sp = add("eval", cmd_eval, "evaluate a spec's ipvae (or lca) block on a target: DIR/metrics.json + DIR/reconstructions.png",
              "neurodeploy eval models/ipvae/ipvae_digits.yaml --target brian2 -o out/eval --images 64 --iterations 32 1000",
@@ -503,19 +366,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="numbers of inference iterations to report (default: the block's `iterations`); "
                          "torch records them in one pass, the other targets run once per T")
     sp.add_argument("--seed", type=int, help="random seed (default: the spec's simulation seed)")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                    help="change the spec before it is read (repeatable), e.g. --set coder.step_size=0.5; the "
+                         "length of a run is --iterations")
     sp.add_argument("--batch", type=int, metavar="B", help="images per Brian2/Lava run (default 50)")
     sp.add_argument("--torch-device", choices=["auto", "cpu", "cuda"], default="auto",
                     help="torch target: auto = CUDA when a GPU is visible, else the CPU")
     sp.add_argument("--json", action="store_true", help="print machine-readable output")
     sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
-    from .commands import interop as interop_cmd
-    from .commands import train as learn_cmd
-    from .commands import validate as validate_cmd
-
     sp = add("validate", cmd_validate, "run a target and the reference on the same inputs and compare them",
              "neurodeploy validate models/single_lif.yaml --target loihi2-sim --reference brian2 -o out/val")
     validate_cmd.add_arguments(sp)
+    _add_overrides(sp)
 
     sp = add("import", cmd_import, "convert a NIR or ONNX file into a spec", "neurodeploy import net.nir -o net.yaml")
     sp.add_argument("file", metavar="FILE", help="a .nir or .onnx file")
@@ -528,13 +391,22 @@ def build_parser() -> argparse.ArgumentParser:
     interop_cmd.add_export_arguments(sp)
 
     sp = add("train", cmd_train, "train a spec's learnable parts on the GPU fallback", "neurodeploy train models/train/ipvae_digits.yaml")
-    learn_cmd.add_arguments(sp)
+    train_cmd.add_arguments(sp)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    import logging
+def _add_overrides(sp) -> None:
+    """--duration, --seed and --set: change the model for this run (spec overrides)."""
+    g = sp.add_argument_group("changing the model for this run")
+    g.add_argument("--duration", metavar="TIME", help="simulated time instead of the spec's, e.g. '50 ms'")
+    g.add_argument("--seed", type=int, help="random seed instead of the spec's simulation seed")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="change a value of the spec before it is read (repeatable): NODE.PARAM "
+                        "(exc.tau_m='10 ms'), a full path (simulation.dt='0.5 ms'), or a bare parameter "
+                        "for every population that has it (tau_m='10 ms'); checked like the file itself")
 
+
+def main(argv: list[str] | None = None) -> int:
     nd_log = logging.getLogger("neurodeploy")  # our messages only; Brian2 keeps its own logging
     if not nd_log.handlers:
         handler = logging.StreamHandler(sys.stderr)

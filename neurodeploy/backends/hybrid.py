@@ -24,23 +24,31 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ..core.compat.lava import ensure_lava_importable
 from ..core.errors import NotImplementedYet
-from ..ir.nodes import Network
 from ..core.result import Result
 from ..core.targets import Target, load_target
+from ..core.versions import versions
+from ..ir.nodes import Network
+from ..lowering.loihi_result import loihi_result
+from ..passes.pipeline import lower_for
+from ..passes.place import FALLBACK, TARGET, external_emitters, split
+from .lava import bridge
+from .lava.simulator import LavaOptions, _simulate_or_fail
+from .lava.simulator import run as lava_run
+from .torch.simulator import TorchOptions, TorchSim, pick_device
+from .torch.simulator import run as torch_run
 
 
 class Bridge:
     """The torch part as seen by :func:`neurodeploy.backends.lava.simulator._simulate`."""
 
     def __init__(self, sim, listens: dict[str, int], speaks: dict[str, int]):
-        from .lava.bridge.models import make_model
-        from .lava.bridge.process import TorchPart
-
+        TorchPart = bridge.TorchPart
         self.sim, self.listens, self.speaks = sim, listens, speaks
         self.proc = TorchPart(inputs=listens, outputs=speaks, record_size=sim.record_size(), sim=sim,
                               steps=sim.steps, name="nd_torch_part")
-        self.model_map = {TorchPart: make_model(TorchPart, len(listens), len(speaks))}
+        self.model_map = {TorchPart: bridge.make_model(TorchPart, len(listens), len(speaks))}
         self.outputs = {name: SimpleNamespace(s_out=getattr(self.proc, f"out_{k}")) for k, name in enumerate(speaks)}
         self.flat = None
 
@@ -58,14 +66,6 @@ class Bridge:
 
 def run(net: Network, target: Target, plan, progress: bool = True) -> Result:
     """Run ``net`` on Lava target ``target`` with the nodes ``plan`` puts on the fallback in torch."""
-    from ..core.compat.lava import ensure_lava_importable
-    from ..passes.place import FALLBACK, TARGET, external_emitters, split
-    from .torch.simulator import TorchOptions, TorchSim, pick_device
-    from .torch.simulator import run as torch_run
-    from ..core.versions import versions
-    from .lava.simulator import LavaOptions, _result, _simulate_or_fail, compile_network
-    from .lava.simulator import run as lava_run
-
     fb_target = load_target(target.fallback or "torch")
     lava_net, torch_net = split(net, plan)
     if lava_net is None:  # nothing left for Lava: the whole network runs on the fallback
@@ -80,18 +80,18 @@ def run(net: Network, target: Target, plan, progress: bool = True) -> Result:
               for n in external_emitters(lava_net, plan, TARGET)}
     sim = TorchSim(torch_net, fb_target, pick_device("cpu"), "float64", (net.simulation.seed,),
                    external=frozenset(listens), record_all_spikes=True)
-    low, q = compile_network(lava_net, target)
+    low, q = lower_for(lava_net, target)
     if target.device == "loihi2":
         raise NotImplementedYet("hybrid runs on Loihi 2 hardware need lava-loihi (not installed); "
                                 "use --target loihi2-sim")
     ensure_lava_importable()
     t0 = time.perf_counter()
-    bridge = Bridge(sim, listens, speaks)
+    link = Bridge(sim, listens, speaks)
     data = _simulate_or_fail(f"the hybrid Lava + torch run of '{net.name}' failed", low, q, lava_net,
-                             hybrid=bridge)
+                             hybrid=link)
     wall = time.perf_counter() - t0
-    res = _result(lava_net, low, q, target, data, wall)
-    sim.load(bridge.flat[: sim.record_size()])
+    res = loihi_result(lava_net, low, q, target, data, wall)
+    sim.load(link.flat[: sim.record_size()])
     part = sim.results(wall, "float64")[0]
     res.network = net.name
     res.counts.update(part.counts)

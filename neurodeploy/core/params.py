@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import MISSING, dataclass
 from typing import Any
+from .units import format_si
 
 REQUIRED = MISSING
 
@@ -68,8 +69,6 @@ def param_table(cls) -> str:
         if default is REQUIRED:
             d = "required"
         elif info.kind == "quantity" and info.unit != "1" and not info.unit.startswith("weight"):
-            from .units import format_si
-
             d = format_si(default, info.unit)
         else:
             d = repr(default)

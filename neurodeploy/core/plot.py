@@ -8,16 +8,30 @@ from pathlib import Path
 from .io import atomic_write_bytes
 from .result import Result
 
-_SCALE = {"volt": (1e3, "mV"), "amp": (1e9, "nA"), "second": (1e3, "ms"), "hertz": (1.0, "Hz")}
-
-
-def raster_and_traces(result: Result, path: str | Path, max_traces: int = 4) -> Path:
-    """Raster of every recorded spike train above the recorded state traces (one panel each)."""
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (no screen needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG atomically, then close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    pyplot().close(fig)
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+_SCALE = {"volt": (1e3, "mV"), "amp": (1e9, "nA"), "second": (1e3, "ms"), "hertz": (1.0, "Hz")}
+
+
+def raster_and_traces(result: Result, path: str | Path, max_traces: int = 4) -> Path:
+    """Raster of every recorded spike train above the recorded state traces (one panel each)."""
+    plt = pyplot()
     trains = list(result.spikes.items())
     traces = list(result.traces.items())[:max_traces]
     rows = (1 if trains else 0) + len(traces)

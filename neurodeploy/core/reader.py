@@ -16,6 +16,7 @@ from .errors import Diagnostic, did_you_mean, format_path, one_of
 from .params import REQUIRED, ParamInfo, param_infos
 from .units import Dim, UnitParseError, parse_quantity
 from .source import SourceFile, YList, YMap, YNode, YScalar, type_name
+from .errors import Span
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 REF_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -52,8 +53,6 @@ class Reader:
             if p in self.key_spans:
                 return self.key_spans[p]
             if not p:
-                from .errors import Span
-
                 return Span(self.src.path, 1, 1)
             p = p[:-1]
 

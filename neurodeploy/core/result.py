@@ -112,6 +112,42 @@ class Result:
             "options": self.options,
         }
 
+    def to_pandas(self) -> "ResultFrames":
+        """The result as pandas DataFrames (pandas is imported here, on first use):
+
+        * ``spikes``: one row per recorded spike: ``population``, ``neuron``, ``step``, ``t_s``;
+        * ``rates``: one row per neuron of every population: ``population``, ``neuron``,
+          ``spikes`` (count over the run), ``rate_hz``;
+        * ``traces``: one row per recorded sample, long format: ``probe``, ``target``,
+          ``variable``, ``unit``, ``index`` (neuron or synapse), ``t_s``, ``value`` (SI units).
+        """
+        import pandas as pd
+
+        spikes = pd.DataFrame({
+            "population": pd.Categorical(np.concatenate([[k] * len(s.i) for k, s in self.spikes.items()] or [[]]),
+                                         categories=list(self.spikes)),
+            "neuron": np.concatenate([np.asarray(s.i, np.int64) for s in self.spikes.values()] or [np.zeros(0, np.int64)]),
+            "step": np.concatenate([s.steps(self.dt) for s in self.spikes.values()] or [np.zeros(0, np.int64)]),
+            "t_s": np.concatenate([np.asarray(s.t, float) for s in self.spikes.values()] or [np.zeros(0)]),
+        })
+        rates = pd.DataFrame({
+            "population": pd.Categorical(np.concatenate([[k] * len(c) for k, c in self.counts.items()] or [[]]),
+                                         categories=list(self.counts)),
+            "neuron": np.concatenate([np.arange(len(c)) for c in self.counts.values()] or [np.zeros(0, np.int64)]),
+            "spikes": np.concatenate([np.asarray(c, np.int64) for c in self.counts.values()] or [np.zeros(0, np.int64)]),
+        })
+        rates["rate_hz"] = rates["spikes"] / self.duration
+        parts = []
+        for k, tr in self.traces.items():
+            T, n = np.asarray(tr.values).shape
+            parts.append(pd.DataFrame({"probe": k, "target": tr.target, "variable": tr.variable, "unit": tr.unit,
+                                       "index": np.tile(np.asarray(tr.index, np.int64), T),
+                                       "t_s": np.repeat(np.asarray(tr.t, float), n),
+                                       "value": np.asarray(tr.values, float).reshape(-1)}))
+        traces = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=["probe", "target", "variable", "unit", "index", "t_s", "value"])
+        return ResultFrames(spikes, rates, traces)
+
     # --- files -------------------------------------------------------------------------------
     def _meta(self) -> dict:
         return {
@@ -157,3 +193,18 @@ class Result:
                 r.traces[k] = Trace(info["target"], info["variable"], info["unit"], z[f"trace/{k}/t"],
                                     z[f"trace/{k}/index"], z[f"trace/{k}/values"])
         return r
+
+
+@dataclass
+class ResultFrames:
+    """:meth:`Result.to_pandas`: the spikes, the per-neuron rates and the traces as DataFrames."""
+
+    spikes: object  # pandas.DataFrame
+    rates: object
+    traces: object
+
+    def __repr__(self) -> str:
+        per_pop = self.rates.groupby("population", observed=True)["rate_hz"].agg(["count", "mean"])
+        per_pop.columns = ["neurons", "mean_rate_hz"]
+        return (f"spikes ({len(self.spikes)} rows):\n{self.spikes!r}\n\nrates per population:\n{per_pop!r}\n\n"
+                f"traces ({len(self.traces)} rows):\n{self.traces!r}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib.metadata as md
 import platform
 
+#: neurodeploy's own version (re-exported as ``neurodeploy.__version__``)
+__version__ = "0.1.0"
+
 
 def versions(packages: tuple[str, ...] = ("brian2", "numpy", "scipy", "lava-nc", "torch")) -> dict[str, str]:
-    from .. import __version__
-
     out = {"neurodeploy": __version__, "python": platform.python_version()}
     for p in packages:
         try:

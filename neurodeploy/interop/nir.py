@@ -38,6 +38,21 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import Diagnostic, NotImplementedYet, Span, SpecError, UsageError
+from scipy import sparse
+from ..ir.nodes import MAX_POPULATION_SIZE
+import tempfile
+import io
+import yaml
+from ..core.io import atomic_write_bytes, atomic_write_text
+from ..spec import load
+from ..library import materialize as mat
+from ..ir import CurrentStimulus, SpikeTimesStimulus
+from ..spec import verify
+from ..library.neurons import get_neuron
+from ..lowering.loihi import constant_currents
+from ..library.neurons.graded import graded_parts
+from ..core.units import UnitParseError, parse_quantity
+from ..core.io import atomic_write_json
 
 #: neurodeploy's namespace in NIR metadata
 NS = "neurodeploy"
@@ -221,8 +236,6 @@ def _neuron_size(node) -> int:
 
 def _conv_matrix(node, in_shape: tuple[int, ...], nd: int, path, name: str):
     """Convolution (cross-correlation, as torch) as a sparse (out, in) matrix; returns (M, out_shape, bias)."""
-    from scipy import sparse
-
     W = np.asarray(node.weight, dtype=float)
     c_out, c_in_g = W.shape[0], W.shape[1]
     ksz = W.shape[2:]
@@ -303,8 +316,6 @@ class _Op:
 
 
 def _linear_op(name: str, node, in_shape: tuple[int, ...], path) -> _Op:
-    from scipy import sparse
-
     kind = type(node).__name__
     n_in = int(np.prod(in_shape)) if in_shape else None
     if kind in ("Linear", "Affine"):
@@ -374,8 +385,6 @@ def _uniform(name: str, kind: str, node, fld: str) -> float:
 
 
 def _bounded(n: int, name: str, path) -> int:
-    from ..ir.nodes import MAX_POPULATION_SIZE
-
     if not 1 <= n <= MAX_POPULATION_SIZE:
         raise SpecError([Diagnostic("ND206", f"node '{name}' has {n:.3g} neurons (allowed 1 ... {MAX_POPULATION_SIZE:,})",
                                     Span(str(path)))])
@@ -412,8 +421,6 @@ def convert(graph, *, path="graph.nir", dt: float | None = None, steps: int | No
             time_unit: str = "auto", inputs: dict[str, np.ndarray] | None = None, name: str | None = None,
             notes: list | None = None, arrays_file: str = "arrays.npz", first_columns: bool = False) -> Imported:
     """A NIR graph -> spec data (see the module docstring for the mapping)."""
-    from scipy import sparse
-
     report: dict[str, Any] = {"file": str(path), "nodes": {}, "dropped": [], "approximated": [], "notes": list(notes or [])}
     meta = graph.metadata.get(NS, {}) if isinstance(getattr(graph, "metadata", None), dict) else {}
     if dt is None:
@@ -759,8 +766,6 @@ def import_nir(path, out=None, *, dt: float | None = None, steps: int | None = N
     with one Input; ``first_columns``: use the first columns of a wider array (the NIR paper's
     CSVs hold input, voltage and output spike).
     """
-    import tempfile
-
     if time_unit not in ("auto", "step", *TIME_UNITS):
         raise UsageError(f"time unit {time_unit!r}: expected auto, s, ms or step")
     graph, notes = read_graph(path, repair)
@@ -782,13 +787,6 @@ def import_nir(path, out=None, *, dt: float | None = None, steps: int | None = N
 
 def write_spec(imp: Imported, out) -> Any:
     """Write ``imp``'s YAML and arrays beside it (atomically), then load and check the spec."""
-    import io
-
-    import yaml
-
-    from ..core.io import atomic_write_bytes, atomic_write_text
-    from ..spec import load
-
     out = Path(out)
     if imp.arrays:
         buf = io.BytesIO()
@@ -810,19 +808,8 @@ def write_spec(imp: Imported, out) -> Any:
 def export_nir(net, path, *, time_unit: str = "s") -> dict:
     """Write ``net`` (a Network, or a spec path) as a NIR graph at ``path``; returns the report of
     what NIR cannot carry (also stored in the graph's ``metadata["neurodeploy"]``)."""
-    import io
-
-    from ..library import materialize as mat
-    from ..core.io import atomic_write_bytes
-    from ..ir import CurrentStimulus, SpikeTimesStimulus
-    from ..spec import verify
-    from ..library.neurons import get_neuron
-    from ..lowering.loihi import _constant_currents
-
     nir = _nir()
     if isinstance(net, (str, Path)):
-        from ..spec import load
-
         net = load(net)
     verify(net)
     if time_unit not in TIME_UNITS:
@@ -838,7 +825,6 @@ def export_nir(net, path, *, time_unit: str = "s") -> dict:
             d["value"] = value
         report["dropped"].append(d)
 
-    from ..library.neurons.graded import graded_parts
 
     what = graded_parts(net)
     if what:
@@ -867,7 +853,7 @@ def export_nir(net, path, *, time_unit: str = "s") -> dict:
         else:
             drop(s.name, f"{s.kind} stimulus data", "NIR Inputs carry no data; drive the Input in the peer framework")
         nodes[s.name] = nir.Input(input_type=np.array([size]), metadata=smeta)
-    currents = _constant_currents(net)
+    currents = constant_currents(net)
     for s in net.stimuli:
         if isinstance(s, CurrentStimulus) and not (s.amplitude is not None and s.start <= 0 and
                                                     (s.stop is None or s.stop >= net.simulation.duration)):
@@ -1027,7 +1013,6 @@ def add_export_arguments(sp) -> None:
 def _parse_dt(text) -> float | None:
     if text is None:
         return None
-    from ..core.units import UnitParseError, parse_quantity
 
     try:
         val, dims = parse_quantity(str(text), None)
@@ -1054,8 +1039,6 @@ def _print_table(report: dict, title: str) -> None:
 
 
 def run_import(args) -> int:
-    from ..core.io import atomic_write_json
-
     inputs = None
     if getattr(args, "input", None):
         inputs = read_inputs(args.input)
@@ -1075,8 +1058,6 @@ def run_import(args) -> int:
 
 
 def run_export(args) -> int:
-    from ..core.io import atomic_write_json
-
     report = export_nir(args.spec, args.out, time_unit=getattr(args, "time_unit", "s") or "s")
     if getattr(args, "report", None):
         atomic_write_json(args.report, report)

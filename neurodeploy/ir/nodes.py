@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional, Union
 
-IR_VERSION = 1
+from ..core.limits import (  # noqa: F401  (re-exported: the IR's bounds)
+    MAX_ARRAY_ELEMENTS,
+    MAX_DENSE_SYNAPSES,
+    MAX_POPULATION_SIZE,
+    MAX_STEPS,
+    MAX_TOTAL_NEURONS,
+)
 
-#: Bounds checked before anything is allocated.
-MAX_POPULATION_SIZE = 10_000_000
-MAX_TOTAL_NEURONS = 50_000_000
-MAX_STEPS = 1_000_000_000
-MAX_DENSE_SYNAPSES = 1_000_000_000
-MAX_ARRAY_ELEMENTS = 200_000_000
+IR_VERSION = 1
 
 
 @dataclass(frozen=True)

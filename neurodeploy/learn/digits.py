@@ -7,6 +7,7 @@ Bundled with scikit-learn: no download.
 from __future__ import annotations
 
 import numpy as np
+from ..backends.torch.simulator import pick_device as _pick
 
 
 def digits_split(center: bool = False, seed: int = 0):
@@ -29,6 +30,4 @@ def digits_split(center: bool = False, seed: int = 0):
 
 def pick_device(device: str | None = None):
     """``device`` if given, else CUDA when available, else CPU (the torch backend's rule)."""
-    from ..backends.torch.simulator import pick_device as _pick
-
     return _pick(device or "auto")

@@ -29,6 +29,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+import numpy as np
 
 
 def rho(s):
@@ -322,8 +323,6 @@ CONSISTENCY_RULES = {"drive": consistency_update, "activity": activity_consisten
 
 def train_eqprop(cfg: EqPropConfig, data, device=None, progress=None):
     """Train on ``data = (xtr, ytr, xte, yte)``; returns ``(net, history)``."""
-    import numpy as np
-
     dev = torch.device(device) if device is not None else torch.device("cpu")
     xtr, ytr, xte, yte = data
     Xtr = torch.as_tensor(xtr, dtype=torch.float32, device=dev)

@@ -13,7 +13,12 @@ import time
 import numpy as np
 import torch
 
+from ..backends import dispatch
+from ..backends.base import get_backend
+from ..backends.reference import simulator as reference
+from ..core.targets import load_target
 from ..library.plasticity.stdp import stdp_window_net
+from ..spec import verify
 from .digits import digits_split, pick_device
 from .eqprop import (
     EnergyNet,
@@ -27,6 +32,8 @@ from .eqprop import (
     train_eqprop,
 )
 from .feedback import RULES, FeedbackConfig, train_feedback
+from tqdm import tqdm
+from ..library.plasticity.bengio import BengioSTDP, BengioSTDPParams
 
 
 def jsonable(obj):
@@ -41,8 +48,6 @@ def jsonable(obj):
 
 
 def _bar(total, desc, enabled):
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
 
 
@@ -340,8 +345,6 @@ def run_stdp_window(deltas_ms=None, eta=2e-5, tau_pre=20e-3, tau_s=20e-3, backen
     """Bengio's rule (dw = eta x_pre ds_post/dt) in its spiking trace form, lowered to pair STDP,
     driven by single pre/post pairs at Delta t in [-50, 50] ms on each backend; compared with the
     analytic window. The canonical-form numpy simulation of the rule itself is included."""
-    from ..library.plasticity.bengio import BengioSTDP, BengioSTDPParams
-
     if deltas_ms is None:
         deltas_ms = [-50, -40, -30, -20, -10, -5, -2, 2, 5, 10, 20, 30, 40, 50]
     p = BengioSTDPParams(eta=eta, tau_pre=tau_pre, tau_s=tau_s)
@@ -380,21 +383,12 @@ def run_stdp_window(deltas_ms=None, eta=2e-5, tau_pre=20e-3, tau_s=20e-3, backen
 
 
 def _simulate(net, backend):
-    from ..backends.reference import simulator as reference
-    from ..app.runner import simulate
-    from ..core.targets import load_target
-
+    """``net`` on the numpy reference or on a target (``backend``: "reference" or a target name)."""
     if backend == "reference":
         return reference.simulate(net)
-    if backend == "brian2":
-        return simulate(net, load_target("brian2"), codegen="numpy", progress=False)
-    if backend == "lava":
-        return simulate(net, load_target("lava"), progress=False)
-    if backend == "loihi2-sim":
-        return simulate(net, load_target("loihi2-sim"), progress=False)
-    if backend == "torch":
-        return simulate(net, load_target("torch"))
-    raise ValueError(f"unknown backend {backend!r}")
+    target = load_target(backend)
+    options = get_backend(target.backend).options({"codegen": "numpy", "progress": False}, strict=False)
+    return dispatch.simulate(verify(net), target, options)[0]
 
 
 def plot_stdp_window(out, path):
@@ -405,7 +399,6 @@ def plot_stdp_window(out, path):
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     dd = np.linspace(-50, 50, 1001)
-    from ..library.plasticity.bengio import BengioSTDP, BengioSTDPParams
 
     p = BengioSTDPParams(out["eta"], out["params"]["tau_pre"], out["params"]["tau_post"])
     ax.plot(dd, BengioSTDP.window(p, dd * 1e-3), "k-", lw=1, label="analytic window")

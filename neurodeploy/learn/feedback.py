@@ -27,6 +27,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+import numpy as np
 
 RULES = ("bp", "fa", "ss", "kp", "wm")
 
@@ -168,8 +169,6 @@ def train_feedback(cfg: FeedbackConfig, data, device=None, progress=None, log_ev
 
     Seeded: the init, the minibatch order and the mirror noise all come from ``cfg.seed``.
     """
-    import numpy as np
-
     xtr, ytr, xte, yte = data
     dev = torch.device(device) if device is not None else torch.device("cpu")
     Xtr = torch.as_tensor(xtr, dtype=torch.float32, device=dev)

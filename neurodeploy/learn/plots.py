@@ -3,28 +3,12 @@ sparsity-reconstruction plane (iP-VAE vs LCA). Written atomically."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from ..core.io import atomic_write_bytes
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+from ..core.plot import pyplot as _plt
+from ..core.plot import save_figure as _save
 
 
 def tiles(W: np.ndarray, cols: int = 16) -> np.ndarray:

@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from ..core.io import atomic_write_bytes, atomic_write_json
-from .ipvae import IPVAE, IPVAEConfig, distance, ipvae_from_arrays, lca_infer, n_exp_for
+from ..backends.torch.blocks.ipvae import IPVAE, IPVAEConfig, ipvae_from_arrays, n_exp_for
+from ..library.blocks.coder import distance
+from ..backends.torch.blocks.lca import lca_infer
+from ..core.data import train_test
+from tqdm import tqdm
+from .ipvae import lca_learn
+from ..library.blocks.coder import r2_per_image, r2_pooled
 
 
 @dataclass
@@ -87,7 +93,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True, log=prin
     and at the end). Returns (model, history list)."""
     import torch
 
-    from ..core.data import train_test
 
     out = Path(out_dir)
     torch.manual_seed(cfg.seed)
@@ -108,8 +113,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True, log=prin
     t0 = time.time()
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=total, desc=f"train {cfg.name}", unit="step", dynamic_ncols=True)
     try:
         for epoch in range(cfg.epochs):
@@ -189,7 +192,6 @@ def evaluate_lca(X_train, X_test, lambdas, K: int, epochs: int = 10, n_iter: int
     then sweep lambda for inference. Returns (Phi, rows)."""
     import torch
 
-    from .ipvae import lca_learn, r2_per_image, r2_pooled
 
     lam_learn = float(np.median(lambdas)) if learn_lambda is None else learn_lambda
     Phi = lca_learn(X_train, K, lam_learn, epochs=epochs, seed=seed, progress=progress,

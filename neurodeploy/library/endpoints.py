@@ -9,7 +9,7 @@ registered neuron model.
 from __future__ import annotations
 
 from ..ir.nodes import ArrayStimulus, Network, PoissonStimulus, SpikeTimesStimulus
-from .blocks import BLOCKS
+from .blocks.base import BLOCKS
 from .neurons import NEURONS
 
 

@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.data import load_array
+from ..core.data import DataError, load_array
+from ..core.errors import UsageError
 from ..ir.nodes import (
+    ArrayRef,
     ArrayStimulus,
     CurrentStimulus,
     Network,
@@ -33,6 +35,7 @@ from ..ir.nodes import (
     Projection,
     SpikeTimesStimulus,
 )
+from ..ir.serialize import _build
 from .endpoints import endpoints
 from .neurons import get_neuron
 
@@ -256,3 +259,41 @@ def current_drives(net: Network) -> list[CurrentDrive]:
         elif isinstance(s, ArrayStimulus) and s.encoding == "current":
             out.append(CurrentDrive(s.target, frames=_frames(net, s) * s.gain, frame_steps=frame_steps(net, s)))
     return out
+
+
+# --- graded networks (the coders' expanded form) ------------------------------------------------
+
+#: dense matrices only: a graded network this simulator builds must stay small
+MAX_DENSE = 50_000_000
+
+
+def population_params(net: Network, pop):
+    """The model's ``Params`` for ``pop`` with its ``data`` parameters loaded (per-neuron arrays)."""
+    model = get_neuron(pop.model)
+    values = dict(pop.params)
+    for k, (info, _) in model.param_infos().items():
+        v = values.get(k)
+        if info.kind == "data" and v is not None:
+            try:
+                arr = load_array(v if isinstance(v, ArrayRef) else _build(ArrayRef, v), base_dir(net))
+            except DataError as e:
+                raise UsageError(f"population '{pop.name}': parameter '{k}': {e.message}") from None
+            if arr.size != pop.size:
+                raise UsageError(f"population '{pop.name}': parameter '{k}' has {arr.size} values, "
+                                 f"expected {pop.size}")
+            values[k] = arr.reshape(-1)
+    return model.make_params(values)
+
+
+def dense_weights(net: Network, proj) -> np.ndarray:
+    """The projection's weights as a dense (source size, target size) matrix (zeros where no
+    synapse)."""
+    eps = endpoints(net)
+    shape = (eps[proj.source].size, eps[proj.target].size)
+    if shape[0] * shape[1] > MAX_DENSE:
+        raise UsageError(f"projection '{proj.name}': {shape[0]} x {shape[1]} is too large for the dense "
+                         "graded simulator")
+    syn = synapses(net, proj)
+    W = np.zeros(shape)
+    np.add.at(W, (syn.i, syn.j), syn.w)
+    return W

@@ -34,6 +34,9 @@ from ..ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus,
 from ..library.endpoints import endpoints
 from ..library.neurons import NEURONS, get_neuron
 from ..library.plasticity import lowering
+from .learning_engine import canonical_encoding, stdp_bounds, third_factor_encoding
+from scipy import sparse
+from ..core.errors import CompileError
 
 SUPPORTED_MODELS = ("lif", "cuba_lif", "if")
 #: bound on the (neurons x steps) spike array a Lava RingBuffer source holds in memory
@@ -87,8 +90,6 @@ class LoweredProjection:
 
     def matrix(self):
         """(n_post, n_pre) sparse matrix, as Lava wants it (repeated pairs summed)."""
-        from scipy import sparse
-
         return sparse.csr_matrix((self.w, (self.j, self.i)), shape=(self.n_tgt, self.n_src))
 
     def dense(self) -> np.ndarray:
@@ -124,7 +125,7 @@ class Unsupported(Exception):
 def unsupported_nodes(net: Network) -> list[Unsupported]:
     """Every node of ``net`` that the Lava targets cannot run, with the reason (empty if none)."""
     out: list[Unsupported] = []
-    _constant_currents(net, out)
+    constant_currents(net, out)
     for p in net.populations:
         if p.model not in SUPPORTED_MODELS:
             graded = p.model in NEURONS and NEURONS[p.model].graded
@@ -151,7 +152,7 @@ def unsupported_nodes(net: Network) -> list[Unsupported]:
     return out
 
 
-def _constant_currents(net: Network, problems: list | None = None) -> dict[str, np.ndarray]:
+def constant_currents(net: Network, problems: list | None = None) -> dict[str, np.ndarray]:
     """Per population, the injected current if it is constant over the whole run (else report)."""
     sizes = {p.name: p.size for p in net.populations}
     out: dict[str, np.ndarray] = {}
@@ -237,15 +238,13 @@ def lower(net: Network) -> LoweredNetwork:
         raise bad[0]
     dt, steps = net.simulation.dt, net.simulation.steps
     eps = endpoints(net)
-    currents = _constant_currents(net)
+    currents = constant_currents(net)
     low = LoweredNetwork(net.name, dt, steps)
     for pop in net.populations:
         low.populations[pop.name] = lower_population(net, pop, currents.get(pop.name))
     for s in net.stimuli:
         if isinstance(s, (PoissonStimulus, SpikeTimesStimulus)) or (isinstance(s, ArrayStimulus) and s.encoding == "rate"):
             if s.size * steps > RINGBUFFER_MAX_CELLS:
-                from ..core.errors import CompileError
-
                 raise CompileError(
                     f"stimulus '{s.name}': Lava's RingBuffer holds {s.size} x {steps} = {s.size * steps:.3g} "
                     f"(neuron, step) cells, more than {RINGBUFFER_MAX_CELLS:.0e}; run fewer steps on Lava, "
@@ -303,13 +302,8 @@ def _plastic_problem(lw, pr, net: Network) -> str:
     if pr.sign == "mixed" and pr.weights.kind in ("normal", "inline", "file"):
         return "plastic projections on Lava need sign: excitatory or inhibitory (the learning engine keeps one sign)"
     if lw.kind == "canonical":
-        from ..core.errors import CompileError
-        from ..backends.lava.learning import canonical_encoding
-
         try:
             if lw.modulator is not None:
-                from ..backends.lava.learning import third_factor_encoding
-
                 third_factor_encoding(lw.canonical, lw.modulator, net.simulation.dt, 1.0, False)
             else:
                 canonical_encoding(lw.canonical, net.simulation.dt, 1.0, False)
@@ -326,3 +320,37 @@ def attach_plasticity(lp: LoweredProjection, pr, dt: float) -> None:
     else:
         lp.plasticity = {"rule": pr.plasticity.rule, "w_min": lw.w_min, "w_max": lw.w_max}
         lp.canonical, lp.modulator, lp.gate = lw.canonical, lw.modulator, lw.gate
+
+
+def weight_scale(q, pr) -> float:
+    """Integer weight-mantissa units per Lava-float weight unit of plastic projection ``pr``."""
+    return q.populations[pr.target].K / (64 * 2.0**q.projections[pr.name].weight_exp)
+
+
+def third_factor_targets(low: LoweredNetwork) -> dict:
+    """Target population -> its projection with a third factor (the lowering allows one per
+    target); these populations run as Lava's NDLIF3F (:mod:`neurodeploy.backends.lava.procs3f`)."""
+    return {pr.target: pr for pr in low.projections.values() if pr.modulator is not None}
+
+
+def learning_checks(low: LoweredNetwork, q=None) -> None:
+    """Encode every plastic projection of ``low`` for the learning engine in the target's number
+    format (``q``: the quantized integers of a fixed-point target, else None): raises
+    :class:`~neurodeploy.core.errors.CompileError` when a constant cannot be expressed
+    (:class:`~neurodeploy.core.errors.NotImplementedYet` for a third factor in fixed point), and
+    appends to ``low.warnings`` what the engine does not enforce or realises only approximately."""
+    for pr in low.projections.values():
+        if pr.plasticity is None:
+            continue
+        scale = weight_scale(q, pr) if q is not None else None
+        for problem in stdp_bounds(pr.plasticity, pr.factor, q is not None, scale).problems:
+            low.warnings.append(f"projection '{pr.name}': {problem}")
+        if pr.canonical is not None:
+            if pr.modulator is not None:
+                enc = third_factor_encoding(pr.canonical, pr.modulator, low.dt, pr.factor, q is not None, scale)
+            else:
+                enc = canonical_encoding(pr.canonical, low.dt, pr.factor, q is not None, scale)
+            off = [f"product {n + 1}: {r:.4f}" for n, r in enumerate(enc.ratios) if abs(r - 1) > 1e-9]
+            if off:
+                low.warnings.append(f"projection '{pr.name}': learning-engine constants realised/wanted "
+                                    + ", ".join(off) + f" (rule: dw = {enc.dw})")

@@ -10,17 +10,15 @@ that materialises the weights gets the same matrices.
 
 The expanded network holds graded populations (:mod:`neurodeploy.library.neurons.graded`):
 :func:`neurodeploy.backends.reference.graded.simulate_graded` runs it in numpy, the iP-VAE and LCA
-lowerings (``neurodeploy eval``) recognise it (:func:`neurodeploy.validate.blocks.coder_of`).
+lowerings (``neurodeploy eval``) recognise it (:func:`neurodeploy.validation.blocks.coder_of`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
-from ..library.blocks import BLOCKS
-from ..core.errors import UsageError
 from ..ir.nodes import Network
+from ..library.blocks.base import expand_blocks
 from ..spec import verify
+from .base import Compilation, PassReport
 
 
 def expand(net: Network, check: bool = True) -> Network:
@@ -28,15 +26,7 @@ def expand(net: Network, check: bool = True) -> Network:
     ``check``). A network without blocks is returned as is."""
     if not net.blocks:
         return net
-    pops, projs = list(net.populations), list(net.projections)
-    for b in net.blocks:
-        bdef = BLOCKS.get(b.kind)
-        if bdef is None or not hasattr(bdef, "expand"):
-            raise UsageError(f"block '{b.name}': kind '{b.kind}' cannot be expanded")
-        new_pops, new_projs = bdef.expand(b, net)
-        pops.extend(new_pops)
-        projs.extend(new_projs)
-    out = dataclasses.replace(net, populations=tuple(pops), projections=tuple(projs), blocks=())
+    out = expand_blocks(net)
     return verify(out) if check else out
 
 
@@ -58,3 +48,16 @@ def expansion_summary(before: Network, after: Network) -> list[str]:
                 how = f"{w.params['value']:.6g}"
             lines.append(f"projection {pr.name}: {pr.source} -> {pr.target} ({pr.connectivity.kind}, {how})")
     return lines
+
+
+class Expand:
+    """The expand pass: ``net`` without blocks (each replaced by what it expands into)."""
+
+    name = "expand"
+    requires = ("net",)
+    provides = ("net",)
+
+    def run(self, c: Compilation) -> PassReport:
+        before, c.net = c.net, expand(c.net)
+        lines = expansion_summary(before, c.net)
+        return PassReport(self.name, f"{len(before.blocks)} block(s) expanded", {"added": lines})

@@ -113,6 +113,8 @@ from ..ir.nodes import Network, Population, Projection
 from ..library.endpoints import endpoints
 from ..library.materialize import SynapseData
 from ..core.targets import Target
+from .base import Compilation, PassReport
+from ..core.io import atomic_write_json
 
 __all__ = [
     "CoreMap",
@@ -388,8 +390,6 @@ class CoreMap:
 
     def save(self, path: str | Path) -> Path:
         """Write :meth:`to_json` to ``path`` atomically."""
-        from ..core.io import atomic_write_json
-
         return atomic_write_json(path, self.to_json())
 
     def table(self) -> str:
@@ -928,3 +928,29 @@ def _build_map(target: Target, pops: list[Population], evals: Mapping[str, _Eval
     return CoreMap(target=target.name, cores=tuple(cores), populations=where,
                    chips_used=len({c.chip for c in cores}), limits=dict(limits),
                    limit_sources=sources, projection_bits=proj_bits, notes=tuple(notes))
+
+
+class Partition:
+    """The partition pass, for targets with per-core limits (``neurons_per_core``): the core map.
+    Also checks the target's delay limit (``max_delay_steps``) on the target's part."""
+
+    name = "partition"
+    requires = ("lowered", "part")
+    provides = ("coremap",)
+
+    def run(self, c: Compilation) -> PassReport:
+        t, net, low = c.target, c.part, c.lowered
+        max_delay = t.limits.get("max_delay_steps")
+        if max_delay is not None:
+            for pr in net.projections:
+                d = materialize.delay_steps(pr.delay, net.simulation.dt)
+                if d > max_delay:
+                    raise CompileError(
+                        f"projection '{pr.name}': delay of {d} steps exceeds target '{t.name}''s limit of "
+                        f"{max_delay} steps (max_delay_steps, 6 delay bits); shorten the delay or use a larger dt")
+        if not t.limits.get("neurons_per_core"):
+            return PassReport(self.name, f"target '{t.name}' has no per-core limits: nothing to partition")
+        syn = {name: SynapseData(p.i, p.j, p.w_si, p.delay_steps, 1.0) for name, p in low.projections.items()}
+        c.coremap = partition(net, t, synapses=syn)
+        return PassReport(self.name, f"{c.coremap.n_cores} core(s) on {c.coremap.chips_used} chip(s)",
+                          c.coremap.to_json())

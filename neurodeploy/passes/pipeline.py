@@ -1,4 +1,5 @@
-"""`neurodeploy compile`: lower a network for a target and write the artifact and its reports.
+"""The compile pipeline: :data:`PASSES` (expand, place, lower, quantize, partition) on a network
+for a target, and the artifact ``neurodeploy compile`` writes.
 
 For the Lava targets (``lava``, ``loihi2-sim``, ``loihi2``) the artifact directory holds:
 
@@ -19,98 +20,55 @@ For the Lava targets (``lava``, ``loihi2-sim``, ``loihi2``) the artifact directo
 ``manifest.json``      what was compiled, for which target, with which versions; written last
 =====================  ===================================================================
 
-A spec with an ``ipvae`` block takes :func:`compile_blocks` instead (fixed-point Loihi 2
-targets): ``ir.json``, ``ipvae_params.npz`` (the deployable integers and the host-side arrays),
-``compile_report.json`` (neurons, cores, synapse memory, synaptic operations per inference,
-number formats, every approximation with its measured effect) and ``manifest.json``; see
-:mod:`neurodeploy.backends.lava.blocks.ipvae_compile`.
+A coder block (``ipvae``) is compiled by its backend's block lowering instead
+(:mod:`neurodeploy.backends.lava.blocks.ipvae_compile` for the fixed-point Loihi 2 targets).
 """
 
 from __future__ import annotations
 
 import io
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import CompileError, NotImplementedYet
 from ..core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..core.targets import Target
+from ..core.versions import versions
 from ..ir import to_json
 from ..ir.nodes import Network
 from ..spec import verify
-from ..core.targets import Target
+from .base import Compilation, Unsupported, run_passes
+from .expand import Expand
+from .lower import Lower
+from .partition import Partition
+from .place import Place
+from .quantize import Quantize
 
 
-@dataclass
-class Compiled:
-    target: Target
-    lowered: object
-    quantized: object | None = None
-    coremap: object | None = None
-    timings: dict = field(default_factory=dict)
-    placement: object | None = None
+#: what ``neurodeploy compile`` runs, in order
+PASSES = (Expand(), Place(), Lower(), Quantize(), Partition())
+#: what a run on a Loihi-form backend (Lava, the torch emulator) needs: no placement, no cores
+RUN_PASSES = (Lower(), Quantize())
 
 
-def compile_network(net: Network, target: Target, allow_fallback: bool = True) -> Compiled:
+def compile_network(net: Network, target: Target, *, unsupported: Unsupported | None = None,
+                    fallback_unsupported: Unsupported | None = None, allow_fallback: bool = True) -> Compilation:
+    """Run :data:`PASSES` on ``net`` for ``target`` (``unsupported``: the target backend's, for the
+    placement pass; None places every node on the target)."""
     verify(net)
-    if target.backend not in ("lava", "torch") or (target.backend == "torch" and target.number_format != "fixed"):
-        raise NotImplementedYet(f"compiling for target '{target.name}' ({target.backend}, {target.number_format}) "
-                                "is not implemented yet (`neurodeploy run` simulates it directly)")
-    from ..backends.lava.simulator import compile_network as lava_compile
-
-    t0 = time.perf_counter()
-    from .place import place, split
-
-    plan = place(net, target, allow_fallback=allow_fallback)
-    whole = net
-    if plan.on_fallback:
-        net, _ = split(net, plan)  # the target part (fallback emitters feeding it as placeholders)
-        if net is None:
-            raise NotImplementedYet(f"target '{target.name}' can run none of '{whole.name}''s populations: "
-                                    f"every node is placed on the fallback; use --target {target.fallback}")
-    max_delay = target.limits.get("max_delay_steps")
-    if max_delay is not None:
-        from ..library.materialize import delay_steps
-
-        for pr in net.projections:
-            d = delay_steps(pr.delay, net.simulation.dt)
-            if d > max_delay:
-                raise CompileError(
-                    f"projection '{pr.name}': delay of {d} steps exceeds target '{target.name}''s limit of "
-                    f"{max_delay} steps (max_delay_steps, 6 delay bits); shorten the delay or use a larger dt",
-                )
-    low, q = lava_compile(net, target)
-    t1 = time.perf_counter()
-    out = Compiled(target, low, q, timings={"lower_quantize_s": t1 - t0}, placement=plan)
-    if target.limits.get("neurons_per_core"):
-        from ..library.materialize import SynapseData
-        from .partition import partition
-
-        syn = {name: SynapseData(p.i, p.j, p.w_si, p.delay_steps, 1.0) for name, p in low.projections.items()}
-        out.coremap = partition(net, target, synapses=syn)
-        out.timings["partition_s"] = time.perf_counter() - t1
-    return out
+    c = Compilation(net, target, allow_fallback, unsupported, fallback_unsupported)
+    return run_passes(c, PASSES)
 
 
-def compile_blocks(net: Network, target: Target, out_dir: str | Path, log=None) -> tuple[dict, dict]:
-    """Compile a block spec (an ``ipvae`` block) for ``target``: writes the artefacts under
-    ``out_dir`` and returns (report, files). Raises :class:`NotImplementedYet` for other blocks."""
-    from ..validate.blocks import has_ipvae_block
-
-    verify(net)
-    if not has_ipvae_block(net):
-        kinds = ", ".join(sorted({b.kind for b in net.blocks}))
-        raise NotImplementedYet(f"compiling blocks of kind {kinds} is not implemented yet")
-    from ..backends.lava.blocks.ipvae_compile import compile_ipvae
-
-    return compile_ipvae(net, target, out_dir, log=log)
+def lower_for(net: Network, target: Target):
+    """(lowered, quantized or None): the Loihi form of ``net`` in ``target``'s number format, with
+    its learning-engine encodings checked (what the Lava and torch backends simulate)."""
+    c = Compilation(net, target, part=net)
+    run_passes(c, RUN_PASSES)
+    return c.lowered, c.quantized
 
 
-def write(compiled: Compiled, net: Network, out_dir: str | Path) -> dict[str, Path]:
-    from ..core.versions import versions
-
+def write(compiled: Compilation, net: Network, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     files = {"ir": atomic_write_text(out / "ir.json", to_json(net))}
     low, q = compiled.lowered, compiled.quantized

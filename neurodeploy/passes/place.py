@@ -2,9 +2,9 @@
 
 For a target with a ``fallback`` (``targets/<name>.yaml``; the Lava targets name ``torch``), each
 node (population, stimulus, projection, plasticity rule) is checked with the target backend's
-``supports(node, net) -> (ok, reason)``, asked for all nodes at once
-(:func:`neurodeploy.backends.lava.simulator.unsupported`: what the Lava lowering cannot express, and
-populations larger than the whole chip). What is not supported
+``unsupported(net) -> {node: reason}``, handed to :func:`place` by the caller (the pass sees no
+backend; for Lava: what the Loihi form cannot express, fixed-point learning constants out of
+range, populations larger than the whole chip). What is not supported
 goes to the fallback, with the reason; then placement is closed under the rules that keep every
 computation in one place:
 
@@ -19,8 +19,8 @@ cross between Lava and torch there, every step (:mod:`neurodeploy.backends.hybri
 
 A target without a fallback (``fallback: null``), or ``--no-fallback`` on the command line,
 turns every fallback placement into a :class:`~neurodeploy.core.errors.CompileError` naming the node
-and the reason. Nodes that neither side can run (blocks before expansion, graded sources)
-raise :class:`~neurodeploy.core.errors.NotImplementedYet`.
+and the reason. Nodes that neither side can run (the fallback's own ``unsupported``; blocks,
+which are expanded first) raise :class:`~neurodeploy.core.errors.NotImplementedYet`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..core.errors import CompileError, NotImplementedYet
-from ..ir.nodes import ArrayStimulus, CurrentStimulus, Network, SpikeTimesStimulus
 from ..core.targets import Target
+from ..ir.nodes import ArrayStimulus, CurrentStimulus, Network, SpikeTimesStimulus
+from ..library.endpoints import endpoints
+from ..library.plasticity import RULES
+from .base import Compilation, PassReport, Unsupported
 
 TARGET, FALLBACK = "target", "fallback"
 
@@ -88,12 +91,13 @@ def _is_current(s) -> bool:
     return isinstance(s, CurrentStimulus) or (isinstance(s, ArrayStimulus) and s.encoding == "current")
 
 
-def place(net: Network, target: Target, allow_fallback: bool = True) -> Placement:
-    """Place every node of ``net`` (see the module docstring)."""
-    from ..backends.lava import simulator as lava_backend
-
+def place(net: Network, target: Target, unsupported: Unsupported | None = None,
+          fallback_unsupported: Unsupported | None = None, allow_fallback: bool = True) -> Placement:
+    """Place every node of ``net`` (see the module docstring). ``unsupported``: the target
+    backend's answer for ``net``; ``None`` for a backend that runs every node it can itself (every
+    node is placed on the target). ``fallback_unsupported``: the fallback backend's."""
     plan = Placement(target.name, target.fallback)
-    if target.backend != "lava":  # brian2 and torch run every node they can themselves
+    if unsupported is None:  # e.g. brian2 and torch: no placement, every node on the target
         for p in net.populations:
             plan.nodes.append(NodePlacement(p.name, "population", TARGET))
         for s in net.stimuli:
@@ -102,9 +106,9 @@ def place(net: Network, target: Target, allow_fallback: bool = True) -> Placemen
             plan.nodes.append(NodePlacement(pr.name, "projection", TARGET))
         return plan
     if net.blocks:
-        raise NotImplementedYet(f"'{net.name}' has blocks ({', '.join(b.name for b in net.blocks)}); block "
-                                "expansion is not implemented yet (it lands with the iP-VAE issue)")
-    reasons = lava_backend.unsupported(net, target)
+        raise NotImplementedYet(f"'{net.name}' has blocks ({', '.join(b.name for b in net.blocks)}): expand "
+                                "them first (neurodeploy.passes.expand); coders run with `neurodeploy eval`")
+    reasons = unsupported(net)
     fb = set(reasons)
     pulled: dict[str, str] = {}
     pops = {p.name for p in net.populations}
@@ -148,13 +152,11 @@ def place(net: Network, target: Target, allow_fallback: bool = True) -> Placemen
         listing = "; ".join(f"'{n}': {reasons.get(n) or pulled[n]}" for n in _ordered(net, fb))
         raise CompileError(f"target '{target.name}' cannot run {listing} ({why}; drop --no-fallback or pick a "
                            f"target with a fallback to run these nodes on {target.fallback or 'torch'})")
-    if fb:
-        from ..backends.torch.simulator import unsupported_nodes as torch_unsupported
-
-        bad = [u for u in torch_unsupported(net) if u.node in fb]
+    if fb and fallback_unsupported is not None:
+        bad = {n: why for n, why in fallback_unsupported(net).items() if n in fb}
         if bad:
             raise NotImplementedYet("neither target '{}' nor its fallback '{}' can run {}".format(
-                target.name, target.fallback, "; ".join(f"'{u.node}': {u.reason}" for u in bad)))
+                target.name, target.fallback, "; ".join(f"'{n}': {why}" for n, why in bad.items())))
 
     def side(n):
         return FALLBACK if n in fb else TARGET
@@ -180,8 +182,6 @@ def _modulator(pr) -> str | None:
     """The population or source giving a plastic projection's third factor (None if none)."""
     if pr.plasticity is None:
         return None
-    from ..library.plasticity import RULES
-
     rdef = RULES.get(pr.plasticity.rule)
     if rdef is None:
         return None
@@ -201,8 +201,6 @@ def split(net: Network, plan: Placement) -> tuple[Network | None, Network | None
     ``spike_times`` source of the same name and size, whose spikes the hybrid run supplies.
     Names, sizes and the seed are kept, so every seeded draw (synapses, initial values, Poisson
     spikes) is the same as in the whole network."""
-    from ..library.endpoints import endpoints
-
     eps = endpoints(net)
     out = []
     for mine in (TARGET, FALLBACK):
@@ -228,3 +226,23 @@ def external_emitters(part: Network, plan: Placement, mine: str) -> list[str]:
     """The placeholders of ``part`` (emitters that run on the other side)."""
     keep = {n.node for n in plan.nodes if n.where == mine}
     return [s.name for s in part.stimuli if s.name not in keep]
+
+
+class Place:
+    """The placement pass: ``placement`` and the target's ``part`` of the network."""
+
+    name = "place"
+    requires = ("net",)
+    provides = ("placement", "part")
+
+    def run(self, c: Compilation) -> PassReport:
+        c.placement = place(c.net, c.target, c.unsupported, c.fallback_unsupported, c.allow_fallback)
+        c.part = c.net
+        if c.placement.on_fallback:
+            c.part, _ = split(c.net, c.placement)  # fallback emitters feeding it become placeholders
+            if c.part is None:
+                raise NotImplementedYet(f"target '{c.target.name}' can run none of '{c.net.name}''s populations: "
+                                        f"every node is placed on the fallback; use --target {c.target.fallback}")
+        fb = sorted(c.placement.on_fallback)
+        return PassReport(self.name, f"{len(fb)} node(s) on the fallback, {len(c.placement.exchanges)} "
+                                     "exchange point(s)", c.placement.to_json())

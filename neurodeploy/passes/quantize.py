@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..lowering.loihi import LoweredNetwork, LoweredPopulation, LoweredProjection
+from ..lowering.loihi import LoweredNetwork, LoweredPopulation, LoweredProjection, learning_checks
 from ..core.errors import CompileError
+from .base import Compilation, PassReport
 
 HEADROOM = 4.0  # |v| may reach HEADROOM x the largest of |vth|, |v_reset|, |v0|, steady-state bias
 V_MAX = 2**23 - 1
@@ -250,3 +251,22 @@ def report_table(report: dict) -> str:
     for w in report["warnings"]:
         lines.append(f"  warning: {w}")
     return "\n".join(lines)
+
+
+class Quantize:
+    """The quantize pass (fixed-point targets; float targets keep the float Loihi form), then the
+    learning-engine encodings of the plastic projections in the target's number format."""
+
+    name = "quantize"
+    requires = ("lowered",)
+    provides = ("quantized",)
+
+    def run(self, c: Compilation) -> PassReport:
+        if c.target.number_format == "fixed":
+            c.quantized = quantize(c.lowered)
+        learning_checks(c.lowered, c.quantized)
+        if c.quantized is None:
+            return PassReport(self.name, f"{c.target.number_format}: nothing to quantize",
+                              warnings=list(c.lowered.warnings))
+        return PassReport(self.name, "float -> Loihi 2 fixed point", c.quantized.report,
+                          warnings=list(c.quantized.report["warnings"]) + list(c.lowered.warnings))

@@ -17,9 +17,11 @@ from ..library.blocks import BLOCKS
 from ..core.data import DATASETS, TRANSFORMS, DataError, array_header, dataset_shape, transformed_shape
 from ..core.errors import Diagnostic, SpecError, format_path, one_of
 from ..ir import nodes as ir
-from ..ir.nodes import MAX_ARRAY_ELEMENTS
+from ..core.limits import MAX_ARRAY_ELEMENTS
 from ..ir.serialize import _plain, to_dict
 from .checks import CONNECTIVITY, SIGNS, problems
+from .models import resolve
+from .overrides import apply_overrides
 from ..library.neurons import NEURONS
 from ..core.params import REQUIRED, param_infos
 from ..library.plasticity import RULES
@@ -40,23 +42,31 @@ ENCODINGS = {"rate": "hertz", "current": "amp", "value": "1"}
 WEIGHT_INIT = {"constant": ["value"], "uniform": ["low", "high"], "normal": ["mean", "std"]}
 
 
-def load(path: str | Path, display: str | None = None) -> ir.Network:
-    """Load and check a spec file. Raises :class:`~neurodeploy.core.errors.SpecError` listing
-    every problem (warnings alone do not raise)."""
-    net, diags = check(path, display)
-    if net is None or any(d.severity == "error" for d in diags):
+def load(path: str | Path, display: str | None = None, overrides=None) -> ir.Network:
+    """Load and check a spec file (or a shipped model by name, :mod:`.models`). Raises
+    :class:`~neurodeploy.core.errors.SpecError` listing every problem (warnings alone do not
+    raise). ``overrides``: ``--set`` assignments applied first (:func:`.overrides.apply_overrides`)."""
+    net, diags = check(path, display, overrides)
+    if net is None:
         raise SpecError([d for d in diags if d.severity == "error"] or diags)
     return net
 
 
-def check(path: str | Path, display: str | None = None) -> tuple[ir.Network | None, list[Diagnostic]]:
-    """Load a spec; return (IR or None, all diagnostics, warnings included)."""
+def check(path: str | Path, display: str | None = None,
+          overrides=None) -> tuple[ir.Network | None, list[Diagnostic]]:
+    """Load a spec; return (the IR, or None when there is any error; all diagnostics, warnings
+    included). Never raises for bad input."""
+    resolved = resolve(path)
+    if resolved != Path(path):  # a shipped model by name: name the file it is
+        display = str(resolved)
+    path = resolved
     display = display or str(path)
     src, root, diags = load_yaml_file(path, display)
     if root is None:
         return None, diags
     r = Reader(src)
     r.diags.extend(diags)
+    apply_overrides(root, overrides, r.diags)
     net = _Builder(r, Path(path).parent).build(root, display)
     if net is None:
         return None, _sorted(r.diags)
@@ -70,7 +80,8 @@ def check(path: str | Path, display: str | None = None) -> tuple[ir.Network | No
         if severity == "warning":
             d = Diagnostic(d.code, d.message, d.span, d.path, d.hint, "warning", d.source_line)
         r.diags.append(d)
-    return net, _sorted(r.diags)
+    diags = _sorted(r.diags)
+    return (None if any(d.severity == "error" for d in diags) else net), diags
 
 
 def _sorted(diags: list[Diagnostic]) -> list[Diagnostic]:

@@ -9,7 +9,7 @@ import pytest
 
 import neurodeploy as nd
 from neurodeploy.backends.reference import simulator as reference
-from neurodeploy.app.runner import simulate
+from neurodeploy import simulate
 from neurodeploy.core.targets import load_target
 
 from .test_torch_fallback import HYBRID, assert_same_as_reference

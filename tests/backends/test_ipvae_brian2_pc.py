@@ -8,10 +8,10 @@ import pytest
 pytest.importorskip("brian2")
 
 from neurodeploy.backends.brian2.blocks.ipvae import run_ipvae_brian2  # noqa: E402
-from neurodeploy.backends.brian2.blocks.ipvae_pc import run_ipvae_pc_brian2  # noqa: E402
+from neurodeploy.backends.brian2.blocks.ipvae import run_ipvae_pc_brian2  # noqa: E402
 from neurodeploy.library.blocks.ipvae.reference import ipvae_params  # noqa: E402
 from neurodeploy.library.blocks.ipvae.pc import run_ipvae_pc  # noqa: E402
-from neurodeploy.learn.ipvae import ipvae_step  # noqa: E402
+from neurodeploy.library.blocks.ipvae.reference import ipvae_step  # noqa: E402
 
 
 def test_pc_schedule_feedback_before_encoder_before_update(arrays, X):

@@ -18,7 +18,7 @@ from neurodeploy.library.blocks.ipvae.pc import (
     run_ipvae_pc,
     synapse_counts,
 )
-from neurodeploy.learn.ipvae import ipvae_step
+from neurodeploy.library.blocks.ipvae.reference import ipvae_step
 
 N_STAT = 32  # held-out digits for the statistical comparison with the lateral form
 T_STAT = 32
@@ -143,7 +143,7 @@ def test_lava_pc_fixed_close_to_float(lava_runs):
 def test_fixed_errors_within_quantisation_bound(arrays, X):
     """Integer error units vs the float ones for given counts: the 8-bit decoder (half a weight
     step per unit count), the Q rounding of x, the gain mantissa and the output rounding."""
-    from neurodeploy.backends.lava.blocks.ipvae import fixed_format
+    from neurodeploy.library.blocks.ipvae.fixed import fixed_format
     from neurodeploy.library.blocks.ipvae.pc_fixed import errors_fixed, pc_fixed_constants
 
     p = ipvae_params(arrays)

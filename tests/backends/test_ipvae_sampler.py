@@ -95,7 +95,7 @@ def test_core_sampler_counts_are_poisson():
 
 
 def test_fixed_format_sampler_choice():
-    from neurodeploy.backends.lava.blocks.ipvae import fixed_format
+    from neurodeploy.library.blocks.ipvae.fixed import fixed_format
 
     p = ipvae_params({"Phi": np.ones((2, 3)), "u0": np.zeros(3), "b": np.zeros(3), "eta": 0.5, "sigma": 1.0})
     assert fixed_format(p, sampler="core").lut_bits == 5 and fixed_format(p, sampler="full").lut_bits == 8

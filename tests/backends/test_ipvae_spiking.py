@@ -20,7 +20,8 @@ from neurodeploy.library.blocks.ipvae.fixed import (
     quantize_weights,
     seed_states,
 )
-from neurodeploy.learn.ipvae import ipvae_step, softclamp_upper_np
+from neurodeploy.library.blocks.ipvae.reference import ipvae_step
+from neurodeploy.library.neurons.graded import softclamp_upper_np
 from tests.backends.helpers import assert_fixed_run_matches_reference
 
 N_STAT = 64  # held-out digits for the statistical checks
@@ -159,7 +160,8 @@ def stats(arrays, X):
 
     from neurodeploy.backends.brian2.blocks.ipvae import run_ipvae_brian2
     from neurodeploy.backends.lava.blocks.ipvae import run_ipvae_lava
-    from neurodeploy.learn.ipvae import ipvae_from_arrays, r2_per_image
+    from neurodeploy.backends.torch.blocks.ipvae import ipvae_from_arrays
+    from neurodeploy.library.blocks.coder import r2_per_image
 
     Xs = X[:N_STAT]
     model = ipvae_from_arrays(arrays)

@@ -18,7 +18,7 @@ import pytest
 
 import neurodeploy as nd
 from neurodeploy.backends.reference import simulator as reference
-from neurodeploy.backends.lava.simulator import run
+from neurodeploy import simulate as run
 from neurodeploy.lowering.loihi import LoweredPopulation, LoweredProjection, LoweredNetwork
 from neurodeploy.passes.quantize import quantize
 from neurodeploy.core.targets import load_target

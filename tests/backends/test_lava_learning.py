@@ -35,14 +35,14 @@ import types
 import numpy as np
 import pytest
 
-from neurodeploy.backends.lava.learning import (
+from neurodeploy.lowering.learning_engine import (
     DEFAULT_MAX_IMPULSE,
     PRODUCT_MAX,
     StdpEncoding,
     stdp_bounds,
     stdp_encoding,
-    stdp_rule,
 )
+from neurodeploy.backends.lava.learning import stdp_rule
 from neurodeploy.core.errors import CompileError, NotImplementedYet
 from neurodeploy.library.plasticity.stdp import PairSTDP
 

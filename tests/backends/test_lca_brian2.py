@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("brian2")
 
 from neurodeploy.backends.brian2.blocks.lca import run_lca_brian2  # noqa: E402
-from neurodeploy.learn.ipvae import lca_step  # noqa: E402
+from neurodeploy.library.blocks.lca.reference import lca_step  # noqa: E402
 from tests.backends.helpers import LCA_DT_TAU as DT_TAU, LCA_LAM as LAM, lca_dictionary  # noqa: E402
 
 

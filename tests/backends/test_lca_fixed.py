@@ -14,7 +14,8 @@ from neurodeploy.library.blocks.lca.fixed import (
     lca_fixed_run,
     lca_fixed_step,
 )
-from neurodeploy.learn.ipvae import lca_step, r2_per_image
+from neurodeploy.library.blocks.lca.reference import lca_step
+from neurodeploy.library.blocks.coder import r2_per_image
 
 from tests.backends.helpers import LCA_DT_TAU as DT_TAU, LCA_LAM as LAM, lca_dictionary
 

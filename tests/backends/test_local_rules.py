@@ -19,12 +19,13 @@ import pytest
 import neurodeploy as nd
 from neurodeploy.backends.reference import simulator as reference
 from neurodeploy.core.errors import CompileError, SpecError
-from neurodeploy.passes.place import FALLBACK, place
+from neurodeploy.backends.dispatch import plan as place
+from neurodeploy.passes.place import FALLBACK
 from neurodeploy.library.plasticity import RULES, lowering
 from neurodeploy.library.plasticity.bengio import BengioSTDP, BengioSTDPParams
 from neurodeploy.library.plasticity.canonical import SynapseState
 from neurodeploy.library.plasticity.local_rules import hebbian, oja
-from neurodeploy.app.runner import simulate
+from neurodeploy import simulate
 from neurodeploy.core.targets import load_target
 
 from ..conftest import ROOT
@@ -117,7 +118,8 @@ def test_same_weight_trajectories_on_every_float_backend(net, ref, target, kw, a
 
 
 def test_lava_float_constants_are_exact():
-    from neurodeploy.backends.lava.learning import canonical_encoding, canonical_rule
+    from neurodeploy.lowering.learning_engine import canonical_encoding
+    from neurodeploy.backends.lava.learning import canonical_rule
 
     for rule in (hebbian(2e-3, 0.05, 0.05, w_min=0, w_max=6e-3), oja(4.0, 0.05, 0.05, 2e-3, 0, 4e-3)):
         enc = canonical_encoding(rule, 1e-3, 0.9, False)
@@ -139,7 +141,8 @@ def test_fixed_point_compensates_the_engines_product_downshift():
     from lava.proc.io.source import RingBuffer
     from lava.utils.weightutils import SignMode
 
-    from neurodeploy.backends.lava.learning import canonical_encoding, canonical_rule
+    from neurodeploy.lowering.learning_engine import canonical_encoding
+    from neurodeploy.backends.lava.learning import canonical_rule
 
     rule = hebbian(1e-3, 0.05, 0.05, w_min=0.0, w_max=6e-3)
     scale = 255 / 6e-3
@@ -171,7 +174,9 @@ def test_fixed_point_compensates_the_engines_product_downshift():
 
 
 def test_oja_is_refused_in_fixed_point_and_placed_on_the_fallback(net):
-    from neurodeploy.backends.lava.simulator import unsupported
+    from neurodeploy.backends.lava import BACKEND
+
+    unsupported = BACKEND.unsupported
 
     why = unsupported(net, load_target("loihi2-sim"))
     assert set(why) == {"oja"}, why
@@ -194,7 +199,9 @@ def test_hybrid_run_on_loihi2_sim(net, ref):
 
 
 def test_a_constant_the_engine_cannot_hold_is_reported_and_runs_on_the_fallback(net):
-    from neurodeploy.backends.lava.simulator import unsupported
+    from neurodeploy.backends.lava import BACKEND
+
+    unsupported = BACKEND.unsupported
     from neurodeploy.ir.nodes import PlasticityRule
 
     pr = next(p for p in net.projections if p.name == "hebb")
@@ -211,7 +218,7 @@ def test_a_constant_the_engine_cannot_hold_is_reported_and_runs_on_the_fallback(
 
 
 def test_canonical_encoding_names_the_product_it_cannot_express():
-    from neurodeploy.backends.lava.learning import canonical_encoding
+    from neurodeploy.lowering.learning_engine import canonical_encoding
 
     with pytest.raises(CompileError, match=r"product 2 .*w \* dt.*literal range"):
         canonical_encoding(hebbian(2e-3, 0.05, 0.05, decay=0.5, w_min=0, w_max=6e-3), 1e-3, 1.0, False)
@@ -499,8 +506,11 @@ def test_third_factor_in_fixed_point_on_loihi2_sim(tf_net):
 
 
 def test_third_factor_encoding_and_what_lava_refuses(tmp_path):
-    from neurodeploy.backends.lava.simulator import unsupported
-    from neurodeploy.backends.lava.learning import third_factor_encoding, third_factor_rule
+    from neurodeploy.backends.lava import BACKEND
+
+    unsupported = BACKEND.unsupported
+    from neurodeploy.lowering.learning_engine import third_factor_encoding
+    from neurodeploy.backends.lava.learning import third_factor_rule
 
     rule = lowering("third_factor", {"eta": 2e-3, "modulator": "err", "offset": 1.5, "w_max": 4e-3}, 1e-3)
     enc = third_factor_encoding(rule.canonical, rule.modulator, 1e-3, 0.9, False)

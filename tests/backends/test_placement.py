@@ -9,7 +9,8 @@ import pytest
 
 import neurodeploy as nd
 from neurodeploy.core.errors import CompileError
-from neurodeploy.passes.place import FALLBACK, TARGET, place, split
+from neurodeploy.backends.dispatch import plan as place
+from neurodeploy.passes.place import FALLBACK, TARGET, split
 from neurodeploy.core.targets import load_target
 
 from ..conftest import MODELS, rel

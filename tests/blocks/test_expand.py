@@ -14,13 +14,15 @@ import numpy as np
 import pytest
 
 import neurodeploy as nd
-from neurodeploy.backends.reference.graded import dense_weights, simulate_graded
-from neurodeploy.validate.blocks import STRUCTURE_RTOL, block_arrays, block_images, find_coder, ipvae_block
+from neurodeploy.library.materialize import dense_weights
+from neurodeploy.backends.reference.graded import simulate_graded
+from neurodeploy.library.blocks.coder import STRUCTURE_RTOL, block_images, find_coder
 from neurodeploy.app.cli import main
 from neurodeploy.core.errors import NotImplementedYet
 from neurodeploy.ir import from_json, to_json
 from neurodeploy.spec.checks import problems
-from neurodeploy.learn.ipvae import ipvae_step, lca_step
+from neurodeploy.library.blocks.ipvae.reference import ipvae_step
+from neurodeploy.library.blocks.lca.reference import lca_step
 from neurodeploy.passes.expand import expand
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +34,7 @@ LCA = "models/ipvae/lca_digits.yaml"
 @pytest.fixture(scope="module")
 def digits():
     net = nd.load(DIGITS)
-    coder = ipvae_block(net)
+    coder = find_coder(net, "ipvae")
     X, _ = block_images(net, coder, 6)
     return net, coder, X
 
@@ -55,7 +57,7 @@ def test_lateral_expansion_structure_and_weights(digits):
     assert {(p.name, p.source, p.target) for p in x.projections} == {
         ("coder.drive", "image", "coder.latents"), ("coder.lateral", "coder.latents", "coder.latents"),
         ("coder.decode", "coder.latents", "coder.readout")}
-    A = block_arrays(net, coder)
+    A = dict(coder.arrays)
     Phi, s2 = A["Phi"], float(net.blocks[0].params["sigma"]) ** 2
     W = _weights(x)
     np.testing.assert_allclose(W["coder.drive"], Phi / s2, rtol=1e-12)
@@ -75,7 +77,7 @@ def test_predictive_coding_expansion_structure(digits):
     assert {p.name: p.model for p in x.populations} == {
         "coder.latents": "ipvae", "coder.errors": "linear", "coder.readout": "linear"}
     W = _weights(x)
-    Phi, s2 = block_arrays(net, ipvae_block(net))["Phi"], float(net.blocks[0].params["sigma"]) ** 2
+    Phi, s2 = dict(find_coder(net, "ipvae").arrays)["Phi"], float(net.blocks[0].params["sigma"]) ** 2
     np.testing.assert_allclose(W["coder.error_in"], np.eye(64) / s2, rtol=1e-12)
     np.testing.assert_allclose(W["coder.feedback"], -Phi.T / s2, rtol=1e-12)
     np.testing.assert_array_equal(W["coder.error_drive"], Phi)
@@ -90,7 +92,7 @@ def test_graded_simulation_equals_ipvae_step(digits, form):
     x = expand(_with_form(net, form))
     T, seed = 25, 7
     r = simulate_graded(x, {"image": X}, T, seed=seed)
-    A = block_arrays(net, coder)
+    A = dict(coder.arrays)
     rng = np.random.default_rng(seed)
     u = np.tile(A["u0"], (len(X), 1))
     z = rng.poisson(np.exp(u)).astype(float)

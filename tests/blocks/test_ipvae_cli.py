@@ -187,7 +187,7 @@ def test_bad_arguments_exit_2(capsys, tmp_path):
     assert main(["eval", DIGITS, "-t", "torch", "-o", str(tmp_path / "a"), "--images", "0"]) == 2
     assert "held-out" in capsys.readouterr().err
     assert main(["eval", "models/single_lif.yaml", "-t", "torch", "-o", str(tmp_path / "b")]) == 2
-    assert "no ipvae block" in capsys.readouterr().err
+    assert "no coder block" in capsys.readouterr().err
 
 
 def test_eval_help_states_the_image_selection(capsys):
@@ -308,16 +308,16 @@ def test_compile_report_predictive_coding(capsys, tmp_path, pc_spec):
 def test_compile_pc_measurement_is_the_lava_fixed_model(pc_spec):
     """The compile report's fixed-point PC run equals run_ipvae_pc_lava(fixed=True) bit for bit."""
     from neurodeploy.library.blocks.ipvae.reference import ipvae_params
-    from neurodeploy.backends.lava.blocks.ipvae import fixed_format
+    from neurodeploy.library.blocks.ipvae.fixed import fixed_format
     from neurodeploy.backends.lava.blocks.ipvae.pc import run_ipvae_pc_lava
     from neurodeploy.library.blocks.ipvae.pc_fixed import pc_fixed_constants
     from neurodeploy.backends.lava.blocks.ipvae_compile import _pc_fixed_run
-    from neurodeploy.validate.blocks import block_arrays, block_images, ipvae_block
+    from neurodeploy.library.blocks.coder import block_images, find_coder
     from neurodeploy.spec import load
 
     net = load(pc_spec)
-    block = ipvae_block(net)
-    arrays = block_arrays(net, block)
+    block = find_coder(net, "ipvae")
+    arrays = dict(block.arrays)
     X, _ = block_images(net, block, 3)
     p = ipvae_params(arrays)
     fmt = fixed_format(p)

@@ -44,7 +44,7 @@ def test_lava_float_equals_numpy_lca_step(connection):
     the potentials and activities of repeated ``lca_step`` to 1e-9, from v = 0 and from a
     random start whose activity is non-zero at the first step."""
     from neurodeploy.backends.lava.blocks.lca import run_lca_lava
-    from neurodeploy.learn.ipvae import lca_step
+    from neurodeploy.library.blocks.lca.reference import lca_step
 
     Phi = np.load(DICT)["Phi"].astype(np.float64)
     rng = np.random.default_rng(4)

@@ -16,7 +16,7 @@ from neurodeploy.backends.reference import simulator as reference
 from neurodeploy.core.errors import NotImplementedYet, SpecError, UsageError
 from neurodeploy.interop.nir import export_nir, import_nir
 from neurodeploy.ir import to_json
-from neurodeploy.app.runner import simulate
+from neurodeploy import simulate
 from neurodeploy.spec import load
 from neurodeploy.core.targets import load_target
 

@@ -21,7 +21,7 @@ from neurodeploy.ir import (
 )
 from neurodeploy.spec import verify
 from neurodeploy.library.neurons import get_neuron
-from neurodeploy.app.runner import simulate
+from neurodeploy import simulate
 from neurodeploy.core.targets import load_target
 
 DT = 1e-4

@@ -14,7 +14,7 @@ from neurodeploy.core.errors import NeurodeployError, NotImplementedYet
 from neurodeploy.interop.nir import export_nir, import_nir
 from neurodeploy.ir import to_json
 from neurodeploy.library.neurons import get_neuron
-from neurodeploy.app.runner import simulate
+from neurodeploy import simulate
 from neurodeploy.core.targets import load_target
 from tests.backends.test_brian2 import _driven_network, assert_same, b2
 

@@ -28,7 +28,8 @@ from neurodeploy.interop.onnx import (
     run_onnxruntime,
     save_model,
 )
-from neurodeploy.learn.ipvae import IPVAE, IPVAEConfig, lca_infer  # noqa: E402
+from neurodeploy.backends.torch.blocks.ipvae import IPVAE, IPVAEConfig
+from neurodeploy.backends.torch.blocks.lca import lca_infer  # noqa: E402
 
 
 def _model(nodes, inits, n_in, n_out, name="g"):
@@ -174,7 +175,7 @@ def test_unsupported_operator_names_op_node_and_file(tmp_path, capsys):
 
 def test_garbage_and_oversized_files_are_refused(tmp_path, capsys, monkeypatch):
     from neurodeploy.app import cli
-    from neurodeploy.interop import onnx as ndonnx
+    from neurodeploy.core.data import onnx as ndonnx_readers
 
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x01garbage" * 10)
@@ -182,7 +183,7 @@ def test_garbage_and_oversized_files_are_refused(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert rc == 1 and "bad.onnx" in err and "not a valid ONNX model" in err and "Traceback" not in err
     path = save_model(linear_decoder_model(np.ones((30, 30))), tmp_path / "big.onnx")
-    monkeypatch.setattr(ndonnx, "MAX_ARRAY_ELEMENTS", 100)
+    monkeypatch.setattr(ndonnx_readers, "MAX_ARRAY_ELEMENTS", 100)
     with pytest.raises(OnnxImportError, match="900 elements"):
         load_model(path)
 

@@ -9,18 +9,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from neurodeploy.learn.ipvae import (
+from neurodeploy.backends.torch.blocks.ipvae import (
     IPVAE,
     IPVAEConfig,
     ipvae_from_arrays,
-    ipvae_step,
-    lca_infer,
-    lca_step,
     n_exp_for,
     poisson_kl,
-    poisson_kl_np,
     relaxed_poisson,
 )
+from neurodeploy.library.blocks.ipvae.reference import ipvae_step, poisson_kl_np
+from neurodeploy.backends.torch.blocks.lca import lca_infer
+from neurodeploy.library.blocks.lca.reference import lca_step
 
 
 @pytest.fixture(autouse=True)

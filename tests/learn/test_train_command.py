@@ -127,7 +127,8 @@ def test_shipped_digits_coder_reconstructs_held_out_digits():
     import torch
 
     from neurodeploy.core.data import train_test
-    from neurodeploy.learn.ipvae import ipvae_step, r2_per_image
+    from neurodeploy.library.blocks.ipvae.reference import ipvae_step
+    from neurodeploy.library.blocks.coder import r2_per_image
     from neurodeploy.learn.train import evaluate_ipvae
 
     with np.load("models/weights/ipvae_digits/decoder.npz", allow_pickle=False) as z:

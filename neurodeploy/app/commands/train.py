@@ -30,6 +30,17 @@ from pathlib import Path
 import numpy as np
 
 from ...core.errors import SpecError, UsageError
+from ...core.reader import Reader
+from ...core.source import load_yaml_file
+from ...learn.train import TrainConfig
+from ...core.io import atomic_write_bytes
+import yaml
+from ...core.data import train_test
+from ...interop.onnx import ipvae_rate_model, linear_decoder_model, run_onnxruntime, save_model
+from ...core.io import atomic_write_text
+from ...learn.train import evaluate_ipvae, evaluate_lca, train, write_json
+from ...backends.torch.simulator import pick_device
+from ...learn.plots import plot_all
 
 DATASET_NAMES = ("digits", "patches8", "patches16")
 TRAIN_KEYS = {  # key -> (kind, lo, hi)
@@ -47,10 +58,6 @@ EVAL_KEYS = ("T", "samples", "lca_lambdas", "lca_epochs")
 def read_train_spec(path: str | Path):
     """Read and check a training file. Returns a TrainConfig plus the deploy options; raises
     SpecError listing every problem (file, line, key, hint)."""
-    from ...core.reader import Reader
-    from ...core.source import load_yaml_file
-    from ...learn.train import TrainConfig
-
     display = str(path)
     src, root, diags = load_yaml_file(path, display)
     if root is None:
@@ -125,8 +132,6 @@ def add_arguments(sp) -> None:
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
-    from ...core.io import atomic_write_bytes
-
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
     atomic_write_bytes(path, buf.getvalue())
@@ -137,8 +142,6 @@ def deploy_spec_text(name: str, arrays: dict, npz_name: str, dataset: str, sampl
     """A network spec (neurodeploy: 1) that deploys the trained coder on held-out data: one
     held-out image per frame, each shown for ``iterations`` steps of 1 ms (one step = one
     inference iteration)."""
-    import yaml
-
     K = int(np.asarray(arrays["Phi"]).shape[1])
     sigma = float(np.mean(np.asarray(arrays["sigma"])))
     spec = {
@@ -162,39 +165,9 @@ def deploy_spec_text(name: str, arrays: dict, npz_name: str, dataset: str, sampl
     return head + yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)
 
 
-def block_arrays(block, base_dir: Path) -> tuple[dict, int]:
-    """The arrays of an ``ipvae`` block in the IR (decoder, prior, bias, scalars) and its
-    iteration count; used by ONNX export and the evaluation script."""
-    from ...core.data import load_array
-    from ...ir.serialize import _build
-    from ...ir.nodes import ArrayRef
-
-    p = block.params
-
-    def arr(key):
-        return load_array(_build(ArrayRef, p[key]), base_dir) if p.get(key) is not None else None
-
-    Phi = arr("decoder")
-    K = Phi.shape[1]
-    u0, b = arr("prior"), arr("bias")
-    out = {"Phi": Phi, "u0": u0 if u0 is not None else np.full(K, -3.0),
-           "b": b if b is not None else np.full(K, -np.inf),
-           "eta": float(p.get("step_size", 1.0)), "sigma": np.full(Phi.shape[0], float(p.get("sigma", 1.0))),
-           "u_max": float(p.get("u_max", 8.0)), "du_max": float(p.get("du_max", 1.0)),
-           "u_min": float(p.get("u_min", -8.0)), "soft_clamp": p.get("clamp", "soft") == "soft"}
-    for key, n in (("u0", K), ("b", K)):
-        if out[key].shape != (n,):
-            raise UsageError(f"block '{block.name}': {key} has shape {out[key].shape}, expected ({n},)")
-    return out, int(p.get("iterations", 16))
-
-
 def run(args) -> int:
     import torch
 
-    from ...core.data import train_test
-    from ...interop.onnx import ipvae_rate_model, linear_decoder_model, run_onnxruntime, save_model
-    from ...core.io import atomic_write_text
-    from ...learn.train import evaluate_ipvae, evaluate_lca, train, write_json
 
     cfg, deploy = read_train_spec(args.spec)
     if args.epochs is not None:
@@ -203,7 +176,6 @@ def run(args) -> int:
         cfg.epochs = args.epochs
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ...backends.torch.simulator import pick_device
 
     device = pick_device(args.device)
     out = Path(args.out or Path("out/train") / cfg.name)
@@ -249,8 +221,6 @@ def run(args) -> int:
         _save_npz(out / "lca_dictionary.npz", {"Phi": lca_Phi})
     write_json(out / "metrics.json", metrics)
     if not args.no_plots:
-        from ...learn.plots import plot_all
-
         plot_all(out, model.cpu(), X_test, rows, metrics.get("lca"), lca_Phi, cfg)
     _print_table(rows, metrics.get("lca"))
     print(f"trained {cfg.name} in {train_s:.0f} s on {device}; wrote {out}/ (checkpoint.pt, decoder.npz, "

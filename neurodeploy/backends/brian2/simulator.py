@@ -37,6 +37,10 @@ from ...library.endpoints import endpoints
 from ...library.neurons import NEURONS, get_neuron
 from ...library.plasticity import lowering
 from ...core.result import Result, SpikeTrains, Trace
+import importlib.util
+from ...core.units import _eval_unit
+from tqdm import tqdm
+from ...core.versions import versions
 
 log = logging.getLogger("neurodeploy.brian2")
 
@@ -53,18 +57,15 @@ class Brian2Options:
     standalone_dir: str | None = None
     extra: dict = field(default_factory=dict)
 
-
-def available() -> tuple[bool, str]:
-    from ..base import brian2_status
-
-    s = brian2_status()
-    return s.available, s.detail
+    #: command-line option -> field
+    CLI = {"codegen": "codegen", "device": "device", "poisson": "poisson", "progress": "progress"}
 
 
 def supports(net: Network, node) -> tuple[bool, str]:
     """Whether this backend can simulate ``node`` of ``net`` (with the reason if not)."""
     if isinstance(node, ArrayStimulus) and node.encoding == "value":
-        return False, "graded (encoding: value) sources are lowered by the block expansion (iP-VAE issue)"
+        return False, ("graded (encoding: value) sources drive coder blocks, which `neurodeploy eval` runs "
+                       "(not part of a spiking network)")
     pr = getattr(node, "plasticity", None)
     if pr is not None:
         why = _canonical_problem(lowering(pr.rule, pr.params, net.simulation.dt))
@@ -82,7 +83,6 @@ def supports(net: Network, node) -> tuple[bool, str]:
 def choose_codegen(requested: str) -> str:
     if requested != "auto":
         return requested
-    import importlib.util
 
     if importlib.util.find_spec("Cython") and (shutil.which("cc") or shutil.which("gcc")):
         return "cython"
@@ -96,7 +96,6 @@ def _unit(name: str):
 
     if name in ("1", None):
         return Unit(1)
-    from ...core.units import _eval_unit
 
     return _eval_unit(name) if name not in DEFAULT_UNITS else DEFAULT_UNITS[name]
 
@@ -131,7 +130,7 @@ def run(net: Network, target_name: str = "brian2", options: Brian2Options | None
         b2.prefs.codegen.target = codegen
     try:
         t0 = time.perf_counter()
-        built = _build(net, opts)
+        built = build(net, opts)
         b2.seed(net.simulation.seed)
         duration = net.simulation.steps * net.simulation.dt * b2.second
         kw = {}
@@ -162,8 +161,6 @@ def run(net: Network, target_name: str = "brian2", options: Brian2Options | None
 
 
 def _progress(duration):
-    from tqdm import tqdm
-
     bar = {"b": None}
 
     def report(elapsed, completed, start, total):
@@ -182,7 +179,7 @@ def _progress(duration):
 
 
 @dataclass
-class _Built:
+class Built:
     network: object
     groups: dict
     synapses: dict
@@ -190,7 +187,7 @@ class _Built:
     state_monitors: dict
 
 
-def _build(net: Network, opts: Brian2Options) -> _Built:
+def build(net: Network, opts: Brian2Options) -> Built:
     import brian2 as b2
 
     dt = net.simulation.dt * b2.second
@@ -305,7 +302,7 @@ def _build(net: Network, opts: Brian2Options) -> _Built:
         m = b2.StateMonitor(src, var, record=record, dt=period, when="end", name=f"nd_probe_{len(tmons)}")
         tmons[pb.name] = (pb, m)
         objects.append(m)
-    return _Built(b2.Network(*objects), groups, synapses, smons, tmons)
+    return Built(b2.Network(*objects), groups, synapses, smons, tmons)
 
 
 def _stdp(params: dict, wunit: str, target_var: str, sign: float):
@@ -398,10 +395,9 @@ def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float, modula
     return "\n".join(lines), on_pre, on_post, ns, every
 
 
-def _collect(net: Network, built: _Built, target: str, wall: float) -> Result:
+def _collect(net: Network, built: Built, target: str, wall: float) -> Result:
     import brian2 as b2
 
-    from ...core.versions import versions
 
     dt = net.simulation.dt
     res = Result(net.name, "brian2", target, dt, net.simulation.steps, net.simulation.seed,

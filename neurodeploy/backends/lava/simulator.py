@@ -1,7 +1,8 @@
-"""Lava backend: targets ``lava`` (floating point) and ``loihi2-sim`` (bit-accurate fixed point).
+"""Running the Loihi form on Lava: targets ``lava`` (floating point) and ``loihi2-sim``
+(bit-accurate fixed point).
 
-The IR is lowered to Lava processes (:mod:`.lowering` gives the float parameters, the
-``quantize`` pass the integers): populations become Lava ``LIF`` processes, or neurodeploy's
+The IR is lowered to Lava processes (:mod:`neurodeploy.lowering.loihi` gives the float
+parameters, the ``quantize`` pass the integers): populations become Lava ``LIF`` processes, or neurodeploy's
 ``NDLIF`` (:mod:`.procs`) where refractoriness or reset rules need it; spike sources become
 ``RingBuffer`` s holding the spikes drawn by :mod:`neurodeploy.library.materialize` (the same spikes
 every backend sees); projections become ``Dense``/``Sparse`` (``DelayDense``/``DelaySparse``
@@ -18,12 +19,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core.compat.lava import ensure_lava_importable
 from ...core.errors import BackendError, NotImplementedYet
-from ...ir.nodes import Network
-from ...library.neurons import get_neuron
-from ...core.result import Result, SpikeTrains, Trace
+from ...core.result import Result
 from ...core.targets import Target
-from ...lowering.loihi import LoweredNetwork, Unsupported, _constant_currents, lower, unsupported_nodes
+from ...core.versions import versions
+from ...ir.nodes import Network
+from ...lowering.loihi import LoweredNetwork, third_factor_targets, weight_scale
+from ...lowering.loihi_result import loihi_result
+from ...passes.pipeline import lower_for
+from . import procs as ndlif
+from . import procs3f
+from ...lowering.learning_engine import third_factor_encoding
+from .learning import canonical_rule, stdp_rule, third_factor_rule
+from ...lowering.learning_engine import stdp_bounds
+from scipy import sparse as sp
 
 log = logging.getLogger("neurodeploy.lava")
 
@@ -37,116 +47,12 @@ DENSE_MAX_ELEMENTS = 50_000_000
 class LavaOptions:
     progress: bool = True
 
-
-def available() -> tuple[bool, str]:
-    from ...core.compat.lava import lava_status
-
-    return lava_status()
-
-
-def unsupported(net: Network, target=None) -> dict[str, str]:
-    """Node name -> reason, for every node of ``net`` a Lava target cannot run: what the lowering
-    cannot express (:func:`.lowering.unsupported_nodes`) and, with the target's limits, a
-    population larger than all its cores together. The placement pass asks this once per net."""
-    out = {u.node: u.reason for u in reversed(unsupported_nodes(net))}  # the first reason wins
-    if target is not None and target.number_format == "fixed":
-        out.update({k: v for k, v in _fixed_rule_problems(net).items() if k not in out})
-    limits = target.limits if target is not None else {}
-    per_core, cores, chips = (limits.get(k) for k in ("neurons_per_core", "cores_per_chip", "chips"))
-    if per_core and cores and chips:
-        for pop in net.populations:
-            if pop.name not in out and pop.size > per_core * cores * chips:
-                out[pop.name] = (f"{pop.size} neurons exceed the chip ({per_core} per core x {cores} cores x "
-                                 f"{chips} chip(s) = {per_core * cores * chips})")
-    return out
-
-
-def _fixed_rule_problems(net: Network) -> dict[str, str]:
-    """Plastic projections whose canonical rule has no fixed-point encoding (their constants,
-    after the quantize pass picked the weight scale, are out of the learning engine's range)."""
-    if not any(p.plasticity is not None for p in net.projections):
-        return {}
-    from ...core.errors import CompileError
-    from ...passes.quantize import quantize
-    from .learning import canonical_encoding, third_factor_encoding
-
-    try:
-        low = lower(net)
-        q = quantize(low)
-    except Exception:  # noqa: BLE001 - something else is unsupported; compile reports it
-        return {}
-    out = {}
-    for pr in low.projections.values():
-        if pr.canonical is None:
-            continue
-        try:
-            if pr.modulator is not None:
-                third_factor_encoding(pr.canonical, pr.modulator, low.dt, pr.factor, True, weight_scale(q, pr))
-            else:
-                canonical_encoding(pr.canonical, low.dt, pr.factor, True, weight_scale(q, pr))
-        except (CompileError, NotImplementedYet) as e:
-            out[pr.name] = f"'{pr.plasticity['rule']}' in fixed point: {e}"
-    return out
-
-
-def supports(node: str, net: Network, target=None) -> tuple[bool, str]:
-    """(ok, reason) for one node of ``net`` on a Lava target (see :func:`unsupported`)."""
-    why = unsupported(net, target).get(node)
-    return why is None, why or ""
-
-
-def compile_network(net: Network, target: Target):
-    """Lower (and for fixed-point targets quantize) ``net``. Returns (lowered, quantized or None)."""
-    try:
-        low = lower(net)
-    except Unsupported as e:
-        others = unsupported_nodes(net)
-        listing = "; ".join(f"'{u.node}': {u.reason}" for u in others) or str(e)
-        raise NotImplementedYet(f"target '{target.name}' cannot run {listing} "
-                                "(a target with a fallback, e.g. lava or loihi2-sim, runs these nodes on torch)") from None
-    q = None
-    if target.number_format == "fixed":
-        from ...passes.quantize import quantize
-
-        q = quantize(low)
-    from .learning import canonical_encoding, stdp_bounds, third_factor_encoding
-
-    for pr in low.projections.values():
-        if pr.plasticity is None:
-            continue
-        scale = weight_scale(q, pr) if q is not None else None
-        for problem in stdp_bounds(pr.plasticity, pr.factor, q is not None, scale).problems:
-            low.warnings.append(f"projection '{pr.name}': {problem}")
-        if pr.canonical is not None:  # raises CompileError when a constant cannot be expressed
-            if pr.modulator is not None:  # NotImplementedYet in fixed point
-                enc = third_factor_encoding(pr.canonical, pr.modulator, low.dt, pr.factor, q is not None, scale)
-            else:
-                enc = canonical_encoding(pr.canonical, low.dt, pr.factor, q is not None, scale)
-            off = [f"product {n + 1}: {r:.4f}" for n, r in enumerate(enc.ratios) if abs(r - 1) > 1e-9]
-            if off:
-                low.warnings.append(f"projection '{pr.name}': learning-engine constants realised/wanted "
-                                    + ", ".join(off) + f" (rule: dw = {enc.dw})")
-    return low, q
-
-
-def weight_scale(q, pr) -> float:
-    """Integer weight-mantissa units per Lava-float weight unit of plastic projection ``pr``."""
-    return q.populations[pr.target].K / (64 * 2.0**q.projections[pr.name].weight_exp)
+    #: command-line option -> field
+    CLI = {"progress": "progress"}
 
 
 def run(net: Network, target: Target, options: LavaOptions | None = None) -> Result:
-    from ...core.compat.lava import ensure_lava_importable
-    from ...core.versions import versions
-
-    if target.fallback and not net.blocks:  # the placement pass puts what Lava cannot host on the fallback
-        from ...passes.place import place
-
-        plan = place(net, target)  # asks unsupported() once
-        if plan.on_fallback:
-            from .. import hybrid
-
-            return hybrid.run(net, target, plan, progress=(options or LavaOptions()).progress)
-    low, q = compile_network(net, target)
+    low, q = lower_for(net, target)
     hardware = target.device == "loihi2"
     if hardware:
         custom = [p.name for p in low.populations.values() if process_name(low, p) != "LIF"]
@@ -159,19 +65,13 @@ def run(net: Network, target: Target, options: LavaOptions | None = None) -> Res
     t0 = time.perf_counter()
     data = _simulate_or_fail(f"Lava failed while running '{net.name}'", low, q, net, hardware)
     wall = time.perf_counter() - t0
-    res = _result(net, low, q, target, data, wall)
+    res = loihi_result(net, low, q, target, data, wall)
     res.versions = versions()
     res.options = {"select_tag": "fixed_pt" if q else "floating_pt", "processes": {
         p.name: process_name(low, p) for p in low.populations.values()}, "warnings": low.warnings}
     for w in low.warnings:
         log.warning("warning: %s", w)
     return res
-
-
-def third_factor_targets(low: LoweredNetwork) -> dict:
-    """Target population -> its projection with a third factor (the lowering allows one per
-    target); these populations run as NDLIF3F (:mod:`.procs3f`)."""
-    return {pr.target: pr for pr in low.projections.values() if pr.modulator is not None}
 
 
 def process_name(low: LoweredNetwork, pop) -> str:
@@ -184,15 +84,12 @@ def _third_factor_neuron(pr, q, dt: float, kw: dict):
     parameters ``kw`` (the defaults where it is plain LIF: then it equals Lava's LIF), plus the
     modulator trace's decay and impulse from :func:`.learning.third_factor_encoding` (fixed
     point: a 12-bit decay and an integer impulse)."""
-    from .learning import third_factor_encoding
-    from .procs3f import NDLIF3F
-
     fixed = q is not None
     enc = third_factor_encoding(pr.canonical, pr.modulator, dt, pr.factor, fixed, weight_scale(q, pr) if fixed else None)
     decay = float(np.exp(-1.0 / enc.taus["y2"]))
     if fixed:
-        return NDLIF3F(mod_decay=int(round(4096 * decay)), mod_impulse=int(enc.impulses["y2"]), **kw)
-    return NDLIF3F(mod_decay=decay, mod_impulse=float(enc.impulses["y2"]), **kw)
+        return procs3f.NDLIF3F(mod_decay=int(round(4096 * decay)), mod_impulse=int(enc.impulses["y2"]), **kw)
+    return procs3f.NDLIF3F(mod_decay=decay, mod_impulse=float(enc.impulses["y2"]), **kw)
 
 
 def _learning_dense(pr, q, dt: float, procs: dict):
@@ -206,7 +103,6 @@ def _learning_dense(pr, q, dt: float, procs: dict):
     from lava.proc.dense.process import LearningDense
     from lava.utils.weightutils import SignMode
 
-    from .learning import canonical_rule, stdp_bounds, stdp_rule, third_factor_rule
 
     fixed = q is not None
     if fixed:
@@ -262,7 +158,6 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybr
     from lava.proc.monitor.process import Monitor
     from lava.proc.sparse.process import DelaySparse, Sparse
     from lava.utils.weightutils import SignMode
-    from scipy import sparse as sp
 
     fixed = q is not None
     steps = low.steps + 1  # one extra step: u of step k+1 carries the synaptic state of step k
@@ -282,9 +177,7 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybr
         if pop.name in third:
             procs[pop.name] = _third_factor_neuron(third[pop.name], q, low.dt, kw)
         elif pop.process == "NDLIF":
-            from .procs import NDLIF  # neurodeploy's own process package (Lava model discovery)
-
-            procs[pop.name] = NDLIF(**kw)
+            procs[pop.name] = ndlif.NDLIF(**kw)  # neurodeploy's own process package (Lava model discovery)
         else:
             procs[pop.name] = LIF(**kw)
     for src in low.sources.values():
@@ -373,87 +266,3 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybr
     return out
 
 
-def _lif_input_of_step(pop, data: dict, K: float, q, low: LoweredNetwork, steps: int) -> np.ndarray:
-    """The synaptic input that the reference adds to ``v`` at the end of each step.
-
-    Lava adds it one step later (Dense delivers with one step of delay), so Lava's ``v`` in
-    step k lacks it; the reference's trace includes it unless the neuron spiked or was
-    refractory (its input is then discarded, and NDLIF drops it too). For ``lif`` (du = 1),
-    ``u`` in step k + 1 is exactly that input times ``a = 1 - dv``.
-    """
-    u_next = data[(pop.name, "I")][1: steps + 1] / K
-    a = 1.0 - (q.populations[pop.name].dv / 4096 if q is not None else pop.dv)
-    spikes = data[(pop.name, "spikes")][:steps] != 0
-    since = np.full(pop.size, 2**30, dtype=np.int64)  # steps since the last spike, as NDLIF counts
-    used = np.zeros((steps, pop.size), dtype=bool)
-    for k in range(steps):
-        since = np.where(spikes[k], 0, since)
-        used[k] = since + 1 >= pop.refractory_steps + pop.input_drop  # Lava step k+1 uses its u
-        since = since + 1
-    return np.where(used, u_next / a, 0.0)
-
-
-def _weight_trace(pb, low: LoweredNetwork, q, data: dict, steps: int, dt: float) -> Trace:
-    """Effective (signed) weights in SI, per synapse in (i, j) order, as the reference records."""
-    pr = low.projections[pb.target]
-    period = max(1, int(round((pb.period or dt) / dt)))
-    rows = np.arange(0, steps, period)
-    idx = np.arange(len(pr.i)) if pb.indices is None else np.asarray(pb.indices)
-    if pr.plasticity is None:  # static: the materialised weights at every sample
-        vals = np.broadcast_to(pr.w_si[idx], (len(rows), len(idx))).copy()
-    else:
-        W = data[(pb.target, "weights")][:steps].reshape(-1, pr.n_tgt, pr.n_src)  # Lava's (post, pre)
-        lava_w = W[rows][:, pr.j[idx], pr.i[idx]]
-        if q is not None:
-            lava_w = lava_w * 2.0**q.projections[pr.name].weight_exp * 64 / q.populations[pr.target].K
-        vals = lava_w / abs(pr.factor)  # w_lava = (target factor > 0) x effective weight
-    unit = get_neuron(low.populations[pr.target].model).weight_unit
-    return Trace(pb.target, "weights", unit, rows * dt, idx, vals)
-
-
-def _result(net: Network, low: LoweredNetwork, q, target: Target, data: dict, wall: float,
-            counts: dict | None = None) -> Result:
-    """Monitor-style arrays (row m = state after Lava step m + 1) -> a Result in SI units.
-    Shared with the torch backend, which simulates the same Lava form."""
-    dt, steps = low.dt, low.steps
-    res = Result(net.name, "lava", target.name, dt, steps, net.simulation.seed, wall_time_s=wall)
-    spike_probes = {pb.target for pb in net.probes if pb.variable == "spikes"}
-    for name, pop in low.populations.items():
-        raw = data.get((name, "spikes"))
-        s = raw[:steps] != 0 if raw is not None else None
-        res.counts[name] = counts[name].astype(np.int64) if counts is not None else s.sum(axis=0).astype(np.int64)
-        if name in spike_probes:
-            k, i = np.nonzero(s)
-            order = np.lexsort((i, k))
-            res.spikes[name] = SpikeTrains(pop.size, i[order].astype(np.int64), k[order] * dt)
-    for name, src in low.sources.items():
-        if name in spike_probes:
-            i, k = np.nonzero(src.spikes)
-            order = np.lexsort((i, k))
-            res.spikes[name] = SpikeTrains(src.size, i[order].astype(np.int64), k[order] * dt)
-    for pb in net.probes:
-        if pb.variable == "spikes":
-            continue
-        if pb.variable == "weights":
-            res.traces[pb.name] = _weight_trace(pb, low, q, data, steps, dt)
-            continue
-        pop = low.populations[pb.target]
-        K = q.populations[pb.target].K if q is not None else 1.0
-        period = max(1, int(round((pb.period or dt) / dt)))
-        rows = np.arange(0, steps, period)
-        idx = np.arange(pop.size) if pb.indices is None else np.asarray(pb.indices)
-        if pb.variable == "v":
-            v = data[(pb.target, "v")][: steps + 1] / K
-            if pop.model == "lif":
-                v = v[:steps] + _lif_input_of_step(pop, data, K, q, low, steps)
-            vals = v[rows][:, idx] + pop.v_offset
-        elif pb.variable == "I":
-            vals = data[(pb.target, "I")][rows + 1][:, idx] / K / (pop.u_scale * np.exp(-dt / pop.tau_syn))
-        elif pb.variable == "I_ext":  # a constant injected current (the only kind Lava lowers)
-            current = _constant_currents(net).get(pb.target, np.zeros(pop.size))
-            vals = np.broadcast_to(current[idx], (len(rows), len(idx))).copy()
-        else:
-            raise NotImplementedYet(f"probing '{pb.variable}' on Lava targets is not implemented yet")
-        res.traces[pb.name] = Trace(pb.target, pb.variable,
-                                    get_neuron(pop.model).state[pb.variable], rows * dt, idx, vals)
-    return res.keep_probed_indices(net.probes)

@@ -24,47 +24,8 @@ from ...core.errors import UsageError
 from ...ir.nodes import ArrayRef, ArrayStimulus, Network
 from ...ir.serialize import _build
 from ...library.endpoints import algebraic_order, endpoints
+from ...library.materialize import dense_weights, population_params
 from ...library.neurons import get_neuron
-
-#: dense matrices only: a graded network this simulator builds must stay small
-MAX_DENSE = 50_000_000
-
-
-def population_params(net: Network, pop):
-    """The model's ``Params`` for ``pop`` with its ``data`` parameters loaded (per-neuron arrays)."""
-    from ...core.data import DataError, load_array
-    from ...library.materialize import base_dir
-
-    model = get_neuron(pop.model)
-    values = dict(pop.params)
-    for k, (info, _) in model.param_infos().items():
-        v = values.get(k)
-        if info.kind == "data" and v is not None:
-            try:
-                arr = load_array(v if isinstance(v, ArrayRef) else _build(ArrayRef, v), base_dir(net))
-            except DataError as e:
-                raise UsageError(f"population '{pop.name}': parameter '{k}': {e.message}") from None
-            if arr.size != pop.size:
-                raise UsageError(f"population '{pop.name}': parameter '{k}' has {arr.size} values, "
-                                 f"expected {pop.size}")
-            values[k] = arr.reshape(-1)
-    return model.make_params(values)
-
-
-def dense_weights(net: Network, proj) -> np.ndarray:
-    """The projection's weights as a dense (source size, target size) matrix (zeros where no
-    synapse)."""
-    from ...library.materialize import synapses
-
-    eps = endpoints(net)
-    shape = (eps[proj.source].size, eps[proj.target].size)
-    if shape[0] * shape[1] > MAX_DENSE:
-        raise UsageError(f"projection '{proj.name}': {shape[0]} x {shape[1]} is too large for the dense "
-                         "graded simulator")
-    syn = synapses(net, proj)
-    W = np.zeros(shape)
-    np.add.at(W, (syn.i, syn.j), syn.w)
-    return W
 
 
 def simulate_graded(net: Network, inputs: dict[str, np.ndarray], steps: int, seed: int = 0,

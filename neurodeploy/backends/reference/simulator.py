@@ -26,6 +26,7 @@ from ...library.endpoints import endpoints
 from ...library.neurons import get_neuron
 from ...library.plasticity import lowering
 from ...core.result import Result, SpikeTrains, Trace
+from ...library.plasticity.canonical import SynapseState
 
 
 class _Plastic:
@@ -71,8 +72,6 @@ class _CanonicalPlastic:
 
     def __init__(self, syn: mat.SynapseData, rule, dt: float, modulator: dict | None = None,
                  gate: tuple | None = None):
-        from ...library.plasticity.canonical import SynapseState
-
         self.i, self.j, self.sign = syn.i, syn.j, syn.sign
         self.state = SynapseState(rule, syn.w * syn.sign, dt)
         self.pre = np.zeros(len(self.i), dtype=bool)

@@ -37,12 +37,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...library import materialize as mat
 from ...core.errors import BackendError, NotImplementedYet
-from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network
-from ...library.plasticity import lowering
 from ...core.result import Result, Trace
 from ...core.targets import Target
+from ...core.versions import versions
+from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network
+from ...library import materialize as mat
+from ...library.neurons import get_neuron
+from ...library.plasticity import lowering
+from ...library.plasticity.canonical import SynapseState
+from ...lowering.loihi import Unsupported, attach_plasticity, constant_currents, lower_population
+from ...lowering.loihi import unsupported_nodes as lava_unsupported
+from ...lowering.loihi_result import loihi_result
+from ...passes.pipeline import lower_for
+from tqdm import tqdm
 
 SINCE_NEVER = 2**30
 #: connections up to this many (pre x post) elements use a dense matmul, larger ones sparse CSR
@@ -60,19 +68,17 @@ UV_MAX = 2**23
 @dataclass
 class TorchOptions:
     device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "float32"  # float arithmetic: float32 | float64
+    #: float arithmetic: float32 | float64 (None: the target's number format when it is one of them,
+    #: else float32)
+    dtype: str | None = None
     trial_seeds: tuple[int, ...] | None = None  # None: one trial with the spec's seed
     progress: bool = True
     #: CPU intra-op threads for the run (None: torch's default). On a small shared CPU, 1 avoids
     #: threads waiting for each other on every elementwise operation (measured: docs/torch.md)
     cpu_threads: int | None = None
 
-
-def available() -> tuple[bool, str]:
-    from ..base import torch_status
-
-    s = torch_status()
-    return s.available, s.detail
+    #: command-line option -> field
+    CLI = {"torch_device": "device", "dtype": "dtype", "progress": "progress"}
 
 
 def pick_device(name: str):
@@ -113,7 +119,6 @@ def _lava_form(net: Network) -> Network:
 
 def unsupported_nodes(net: Network, fixed: bool = False) -> list:
     """Nodes of ``net`` the torch backend cannot run, as lowering.Unsupported (empty if none)."""
-    from ...lowering.loihi import Unsupported, unsupported_nodes as lava_unsupported
 
     out = list(lava_unsupported(_lava_form(net)))
     for pr in net.projections:
@@ -129,27 +134,16 @@ def unsupported_nodes(net: Network, fixed: bool = False) -> list:
     return out
 
 
-def supports(node: str, net: Network, fixed: bool = False) -> tuple[bool, str]:
-    """(ok, reason) for one node of ``net`` on the torch backend."""
-    for u in unsupported_nodes(net, fixed):
-        if u.node == node:
-            return False, u.reason
-    return True, ""
-
-
 def lower(net: Network, target: Target):
     """The Lava form of ``net`` plus torch's extras; (lowered, quantized or None).
 
     Raises NotImplementedYet naming every node torch cannot run."""
-    from ..lava.simulator import compile_network
-    from ...lowering.loihi import attach_plasticity
-
     fixed = target.number_format == "fixed"
     bad = unsupported_nodes(net, fixed)
     if bad:
         raise NotImplementedYet(f"target '{target.name}' cannot run " + "; ".join(
             f"'{u.node}': {u.reason}" for u in bad))
-    low, q = compile_network(_lava_form(net), target)
+    low, q = lower_for(_lava_form(net), target)
     for pr in net.projections:
         if pr.plasticity is not None:
             attach_plasticity(low.projections[pr.name], pr, net.simulation.dt)
@@ -174,7 +168,6 @@ class TorchSim:
                  external: frozenset = frozenset(), record_all_spikes: bool = False):
         import torch
 
-        from ...lowering.loihi import lower_population
 
         self.net, self.target, self.device, self.seeds = net, target, device, seeds
         self.low, self.q = lower(net, target)
@@ -186,9 +179,7 @@ class TorchSim:
         self.steps = steps = low.steps + 1
         self.trials = trials = [dataclasses.replace(net, simulation=dataclasses.replace(net.simulation, seed=s))
                                 for s in seeds]
-        from ...lowering.loihi import _constant_currents
-
-        currents = _constant_currents(_lava_form(net))
+        currents = constant_currents(_lava_form(net))
         varying = varying_currents(net)
         drive_pops = {s.target for s in varying}
         # bound what is held per (step, trial, neuron) before allocating it: inputs, drives, records
@@ -451,9 +442,6 @@ class TorchSim:
     # -- results -------------------------------------------------------------------------------
 
     def results(self, wall: float, dtype: str) -> list[Result]:
-        from ..lava.simulator import _result as lava_result
-        from ...core.versions import versions
-
         low, q = self.low, self.q
         results = []
         for b, tr in enumerate(self.trials):
@@ -462,7 +450,7 @@ class TorchSim:
                 data.setdefault((n, "spikes"), None)
             plain = dataclasses.replace(tr, probes=tuple(pb for pb in tr.probes if pb.variable != "weights"
                                                          and pb.target not in self.external))
-            res = lava_result(plain, low, q, self.target, data, wall,
+            res = loihi_result(plain, low, q, self.target, data, wall,
                               counts={n: c[b].cpu().numpy() for n, c in self.counts.items()})
             for name in self.external:
                 res.counts.pop(name, None)
@@ -480,8 +468,6 @@ class TorchSim:
 
     def _currents(self, net: Network, res: Result) -> None:
         """I_ext probes: constant and time-varying currents, as the reference records them."""
-        from ...library.neurons import get_neuron
-
         for pb in net.probes:
             if pb.variable != "I_ext":
                 continue
@@ -527,7 +513,6 @@ class _Plastic:
         self.rec = {}  # probe name -> list of (trials, n) rows
         self.canonical = None
         if pr.canonical is not None:  # any other rule: its canonical form, event semantics
-            from ...library.plasticity.canonical import SynapseState
 
             self.canonical = SynapseState(pr.canonical, self.w, low.dt, xp=torch)
             self.mod, self.gate = pr.modulator, pr.gate
@@ -621,7 +606,6 @@ def _static_weights(net: Network, pb, low) -> Trace:
     period = max(1, int(round((pb.period or low.dt) / low.dt)))
     rows = np.arange(0, low.steps, period)
     idx = np.arange(len(pr.i)) if pb.indices is None else np.asarray(pb.indices)
-    from ...library.neurons import get_neuron
 
     unit = get_neuron(low.populations[pr.target].model).weight_unit
     vals = np.broadcast_to(pr.w_si[idx], (len(rows), len(idx))).copy()
@@ -635,7 +619,8 @@ def run(net: Network, target: Target, options: TorchOptions | None = None) -> li
     opts = options or TorchOptions()
     device = pick_device(opts.device)
     seeds = tuple(opts.trial_seeds) if opts.trial_seeds else (net.simulation.seed,)
-    sim = TorchSim(net, target, device, opts.dtype, seeds)
+    dtype = float_dtype(opts, target)
+    sim = TorchSim(net, target, device, dtype, seeds)
     threads = torch.get_num_threads()
     if opts.cpu_threads and device.type == "cpu":
         torch.set_num_threads(opts.cpu_threads)
@@ -644,15 +629,20 @@ def run(net: Network, target: Target, options: TorchOptions | None = None) -> li
         wall = _loop(sim, device, opts, t0)
     finally:
         torch.set_num_threads(threads)
-    return sim.results(wall, opts.dtype)
+    return sim.results(wall, dtype)
+
+
+def float_dtype(opts: TorchOptions, target: Target) -> str:
+    """The float arithmetic of a run: the option, else the target's number format, else float32."""
+    if opts.dtype is not None:
+        return opts.dtype
+    return target.number_format if target.number_format in ("float32", "float64") else "float32"
 
 
 def _loop(sim: TorchSim, device, opts: TorchOptions, t0: float) -> float:
     import torch
 
     with torch.inference_mode():
-        from tqdm import tqdm
-
         # a bar only for runs that last (tqdm's delay), never for --json / --quiet
         for m in tqdm(range(1, sim.steps + 1), desc="torch", unit="step", leave=False, delay=2.0,
                       disable=not opts.progress):  # Lava time steps

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ...ir.nodes import MAX_ARRAY_ELEMENTS, ArrayRef
+from ..errors import did_you_mean
+from ..limits import MAX_ARRAY_ELEMENTS
+from .onnx import OnnxImportError, read_linear_decoder
+from .patches import load_patches
 
 #: name -> (shape of one sample, number of samples, description)
 DATASETS = {
@@ -57,8 +60,6 @@ def array_header(path: Path, key: str | None = None) -> tuple[tuple[int, ...], n
                         raise DataError("ND601", f"'{path.name}' holds {len(names)} arrays ({', '.join(names)}); say which with 'key:'")
                     key = names[0]
                 if key not in names:
-                    from ..errors import did_you_mean
-
                     raise DataError("ND601", f"'{path.name}' has no array '{key}'",
                                     did_you_mean(key, names) or "arrays: " + ", ".join(names))
                 with zf.open(key + ".npy") as f:
@@ -82,8 +83,6 @@ def array_header(path: Path, key: str | None = None) -> tuple[tuple[int, ...], n
 
 def _onnx_decoder(path: Path) -> np.ndarray:
     """Phi (M, K) of a linear ONNX decoder graph z -> x (see neurodeploy.interop.onnx)."""
-    from ...interop.onnx import OnnxImportError, read_linear_decoder
-
     try:
         return read_linear_decoder(path)
     except OnnxImportError as e:
@@ -129,7 +128,7 @@ def _transform(arr: np.ndarray, transform: str | None) -> np.ndarray:
     return arr.T.copy() if transform == "transpose" else arr.T @ arr
 
 
-def load_array(ref: ArrayRef, base_dir: str | Path = ".") -> np.ndarray:
+def load_array(ref, base_dir: str | Path = ".") -> np.ndarray:
     """Materialise an :class:`ArrayRef` as a float64 array: the values, ``ref.transform``
     applied, times ``ref.scale``."""
     if ref.source == "inline":
@@ -161,8 +160,6 @@ def _load_dataset(name: str, samples):
 
         x = load_digits().data / 16.0
     elif name in ("patches8", "patches16"):
-        from .patches import load_patches
-
         x = load_patches(name)
     else:
         raise ValueError(f"unknown dataset {name!r}")

@@ -25,15 +25,28 @@ from typing import ClassVar
 
 import numpy as np
 
-from ...learn.ipvae import poisson_counts, softclamp_upper_np
 from ...core.params import param
 from .base import NeuronModel, register_neuron
+from .base import NEURONS
+
+
+def softclamp_upper_np(y, c):
+    """c - softplus(c - y): ~y well below c, saturating smoothly at c."""
+    return c - np.logaddexp(0.0, c - y)
+
+
+def poisson_counts(u, mode: str = "exact", rng=None) -> np.ndarray:
+    """The counts of log rates ``u``: ``Pois(exp(u))`` drawn with ``rng`` (``mode='exact'``), or
+    the rates ``exp(u)`` themselves (``mode='rate'``)."""
+    rate = np.exp(u)
+    if mode == "rate":
+        return rate
+    rng = rng if rng is not None else np.random.default_rng()
+    return rng.poisson(rate).astype(float)
 
 
 def populations_of(net, graded: bool) -> list[str]:
     """The names of ``net``'s populations whose model is (``graded``) or is not graded."""
-    from . import NEURONS
-
     return [p.name for p in net.populations if p.model in NEURONS and NEURONS[p.model].graded == graded]
 
 
@@ -84,7 +97,7 @@ class IPVAELatent(GradedModel):
     ``prior`` (per neuron, default -3) is the initial :math:`u`; the count emitted at step 0 is
     drawn from it. ``bias`` (per neuron, log rate :math:`b`; default none, i.e. no constant
     drive). With ``restart_every: N`` the neuron restarts from the prior every N steps (a new
-    input frame). This is :func:`neurodeploy.learn.ipvae.ipvae_step` for one neuron.
+    input frame). This is :func:`neurodeploy.library.blocks.ipvae.reference.ipvae_step` for one neuron.
     """
 
     name = "ipvae"
@@ -141,7 +154,7 @@ class LCAUnit(GradedModel):
 
     The :math:`+a` term is the unit's own excitation, so that a lateral projection of
     :math:`-\Phi^\top\Phi` (self-connection kept) gives Rozell's inhibition
-    :math:`-(\Phi^\top\Phi - I)\,a`. This is :func:`neurodeploy.learn.ipvae.lca_step` for one unit.
+    :math:`-(\Phi^\top\Phi - I)\,a`. This is :func:`neurodeploy.library.blocks.lca.reference.lca_step` for one unit.
     """
 
     name = "lca"

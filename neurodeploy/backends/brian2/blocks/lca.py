@@ -20,7 +20,7 @@ the schedule (``start, groups, thresholds, synapses, resets, end``), then by ``o
 summed variable is written by a ``SummedVariableUpdater`` in the ``'groups'`` slot, the update
 runs in ``'end'``. So at step ``n`` ``lat = -(Phi^T Phi - I) a_{n-1}`` is summed from the
 activities written at the end of step ``n - 1`` (or the initial ``a_0 = max(v_0 - lam, 0)``),
-and only then are ``v`` and ``a`` updated: exactly :func:`neurodeploy.learn.ipvae.lca_step`,
+and only then are ``v`` and ``a`` updated: exactly :func:`neurodeploy.library.blocks.lca.reference.lca_step`,
 one iteration per step, ``T`` iterations in ``T`` steps (no extra step, unlike Lava where the
 connection delays by one step). From ``v_0 = 0`` an update at ``'start'`` would give the same
 codes (``a_0 = 0``), but from ``v_0 != 0`` it would see ``lat = 0`` in the first step instead
@@ -36,7 +36,8 @@ import time
 
 import numpy as np
 
-from neurodeploy.library.blocks.ipvae.reference import chunks
+from neurodeploy.backends.base import BlockLowering, register_block_lowering
+from neurodeploy.library.blocks.coder import chunks
 
 #: the run_regularly code: one Euler step of LCA from the summed lateral input of a_{n-1}
 UPDATE_CODE = "\n".join([
@@ -53,7 +54,7 @@ def run_lca_brian2(Phi, X, T: int, lam: float, dt_tau: float, batch: int = 50, v
     activities (B, K), float64 (the keys of :func:`neurodeploy.backends.lava.blocks.lca.run_lca_lava`),
     wall time, ``backend='brian2'``, ``T`` and ``schedule`` (``(name, when, order)`` of the last
     chunk's network objects in execution order). With ``v0`` = 0 (default) ``a`` equals ``T``
-    applications of :func:`neurodeploy.learn.ipvae.lca_step` (to summation rounding) and torch
+    applications of :func:`neurodeploy.library.blocks.lca.reference.lca_step` (to summation rounding) and torch
     ``lca_infer(..., n_iter=T)``.
     """
     import brian2 as b2
@@ -102,3 +103,21 @@ def run_lca_brian2(Phi, X, T: int, lam: float, dt_tau: float, batch: int = 50, v
         A[sl] = np.asarray(N.a[:], np.float64).reshape(nb, K)
     return {"v": V, "a": A, "seconds": time.perf_counter() - t0, "backend": "brian2", "T": T,
             "schedule": schedule}
+
+
+@register_block_lowering
+class Brian2LCA(BlockLowering):
+    """The ``lca`` block on Brian2: :func:`run_lca_brian2`, 50 images per run."""
+
+    backend, kind = "brian2", "lca"
+
+    def describe(self, target, coder, device: str = "auto") -> str:
+        return "brian2 (numpy codegen, LCA units + graded lateral Synapses)"
+
+    def run(self, coder, X, Ts, target, *, seed=0, batch=None, progress=False, device="auto") -> dict:
+        A = coder.arrays
+        out = {}
+        for T in Ts:
+            r = run_lca_brian2(A["Phi"], X, T, float(A["lam"]), float(A["dt_tau"]), batch=batch or 50)
+            out[T] = {"a": r["a"], "seconds": r["seconds"]}
+        return out

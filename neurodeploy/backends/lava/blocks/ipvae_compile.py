@@ -52,8 +52,28 @@ from pathlib import Path
 import numpy as np
 
 from ....core.errors import CompileError, NotImplementedYet
-from ....ir.nodes import Network
 from ....core.targets import Target
+from ....ir.nodes import Network
+from ....library.blocks.coder import Coder, block_images, find_coder
+from ....core.data import TEST_SIZES
+from ....library.blocks.ipvae.reference import average_counts, drive, ipvae_result, lateral_matrix
+from ....library.blocks.ipvae.fixed import float_update
+from ....library.blocks.ipvae.reference import average_counts, drive, ipvae_result
+from ....library.blocks.ipvae.fixed import fixed_step, seed_states
+from ....library.blocks.ipvae.reference import average_counts, ipvae_result
+from ....library.blocks.ipvae.pc_fixed import errors_fixed
+from ....library.blocks.ipvae.fixed import fixed_format
+from ....library.blocks.ipvae.fixed import CORE_MEMORY_BYTES, count_table_bytes
+from ....library.blocks.ipvae.reference import ipvae_params, lateral_matrix
+from ....library.blocks.ipvae.fixed import DEFAULT_SAMPLER, SAMPLERS, fixed_format
+from ....library.blocks.ipvae.fixed import SOFTPLUS_RANGE, UNIFORM_BITS, count_tables, quantize_weights
+from ....library.blocks.ipvae.fixed import count_table
+from ....library.blocks.ipvae.pc import run_ipvae_pc, synapse_counts
+from ....library.blocks.ipvae.pc_fixed import pc_fixed_constants
+from ....core.versions import versions
+from ....core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ....ir import to_json
+from ....passes.expand import expand
 
 MEASURE_IMAGES = 64
 
@@ -67,9 +87,6 @@ def _check_target(target: Target) -> None:
 
 
 def _measure_images(net, block, n: int):
-    from ....core.data import TEST_SIZES
-    from ....validate.blocks import block_images
-
     stim = net.node(block.params["input"])
     if getattr(stim, "data", None) is not None and stim.data.source == "dataset":
         return block_images(net, block, min(n, TEST_SIZES[stim.data.dataset]))
@@ -82,9 +99,6 @@ def _measure_images(net, block, n: int):
 def _float_run(p, X, T, seed, L=None, lut_bits=None, count_max=None):
     """Float64 iterations with lateral input ``z @ L.T`` (default ``L = -W``); ``lut_bits``
     rounds u to that many fractional bits before exp (the rate table); ``count_max`` clips."""
-    from ....library.blocks.ipvae.reference import average_counts, drive, ipvae_result, lateral_matrix
-    from ....library.blocks.ipvae.fixed import float_update
-
     rng = np.random.default_rng(seed)
     D = drive(p, X)
     L = -lateral_matrix(p) if L is None else L
@@ -105,9 +119,6 @@ def _float_run(p, X, T, seed, L=None, lut_bits=None, count_max=None):
 
 def _fixed_run(p, X, T, seed, fmt, q, s):
     """The fixed_pt model in numpy (bit-exact with Lava); also counts the messages sent."""
-    from ....library.blocks.ipvae.reference import average_counts, drive, ipvae_result
-    from ....library.blocks.ipvae.fixed import fixed_step, seed_states
-
     rng = np.random.default_rng(seed)
     B, K = len(X), p.latents
     D = fmt.q(drive(p, X)).ravel()
@@ -137,10 +148,6 @@ def _pc_fixed_run(p, X, T, seed, fmt, c):
     :func:`~neurodeploy.library.blocks.ipvae.pc_fixed.pc_fixed_run` with block-diagonal
     weights, and the same random stream as ``run_ipvae_pc_lava(fixed=True)`` with one chunk);
     also counts the messages of both pathways."""
-    from ....library.blocks.ipvae.reference import average_counts, ipvae_result
-    from ....library.blocks.ipvae.pc_fixed import errors_fixed
-    from ....library.blocks.ipvae.fixed import fixed_step, seed_states
-
     rng = np.random.default_rng(seed)
     B, K, M = len(X), p.latents, p.inputs
     z = np.clip(rng.poisson(np.exp(np.broadcast_to(p.u0, (B, K)))), 0, fmt.count_max).astype(np.int64)
@@ -230,9 +237,6 @@ def sampler_sizes(p, res: dict, target: Target) -> dict:
     packed, :func:`~neurodeploy.library.blocks.ipvae.fixed.count_table_bytes`) and whether the
     packed table fits one core's synapse memory next to that core's lateral weights (every core
     holding latents needs its own copy)."""
-    from .ipvae import fixed_format
-    from ....library.blocks.ipvae.fixed import CORE_MEMORY_BYTES, count_table_bytes
-
     mem_bits = target.limits.get("synapse_memory_bits_per_core")
     mem = int(mem_bits // 8) if mem_bits else CORE_MEMORY_BYTES
     lateral = int(res["synapse_memory_bits_per_core_used"] // 8)
@@ -250,24 +254,19 @@ def sampler_sizes(p, res: dict, target: Target) -> dict:
 
 
 def compile_ipvae(net: Network, target: Target, out_dir, images: int = MEASURE_IMAGES, seed: int = 0,
-                  log=None, sampler: str | None = None) -> tuple[dict, dict]:
+                  log=None, sampler: str | None = None, coder: Coder | None = None) -> tuple[dict, dict]:
     """Write ``ipvae_params.npz``, ``compile_report.json``, ``ir.json`` and ``manifest.json``
     under ``out_dir``; returns (report, files). ``sampler`` (``'full'`` or ``'core'``, default
     :data:`~neurodeploy.backends.lava.blocks.ipvae.DEFAULT_SAMPLER`) is the count table the compiled
     latents use; the report measures the other one against it too."""
-    from ....library.blocks.ipvae.reference import ipvae_params, lateral_matrix
-    from .ipvae import DEFAULT_SAMPLER, SAMPLERS, fixed_format
-    from ....library.blocks.ipvae.fixed import SOFTPLUS_RANGE, UNIFORM_BITS, count_tables, quantize_weights
-    from ....validate.blocks import block_arrays, block_form, ipvae_block
-
     _check_target(target)
     sampler = DEFAULT_SAMPLER if sampler is None else sampler
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     t0 = time.perf_counter()
-    block = ipvae_block(net)
-    arrays = block_arrays(net, block)
-    if block_form(block) == "predictive_coding":
+    block = coder if coder is not None else find_coder(net, "ipvae")
+    arrays = dict(block.arrays)
+    if block.params.get("form") == "predictive_coding":
         return _compile_pc(net, target, block, arrays, out_dir, images, seed, log, t0)
     p = ipvae_params(arrays)
     K, M, T = p.latents, p.inputs, int(block.params["iterations"])
@@ -420,8 +419,6 @@ def _packed_table(fmt) -> dict:
     """The packed count table as deployable arrays: ``count_table_skip`` and
     ``count_table_start`` per level (uint8 / int32) and the concatenated ``count_table_entries``
     (int32, 24-bit values); row l is entries[start[l]:start[l + 1]]."""
-    from ....library.blocks.ipvae.fixed import count_table
-
     tab = count_table(fmt)
     start = np.concatenate([[0], np.cumsum(tab.length)]).astype(np.int32)
     entries = np.concatenate([tab.window[i, :n] for i, n in enumerate(tab.length)]).astype(np.int32)
@@ -431,11 +428,6 @@ def _packed_table(fmt) -> dict:
 
 def _compile_pc(net: Network, target: Target, block, arrays, out_dir, images, seed, log, t0):
     """The ``predictive_coding`` form of :func:`compile_ipvae` (see the module doc)."""
-    from ....library.blocks.ipvae.reference import ipvae_params
-    from ....library.blocks.ipvae.pc import run_ipvae_pc, synapse_counts
-    from .ipvae import DEFAULT_SAMPLER, fixed_format
-    from ....library.blocks.ipvae.pc_fixed import pc_fixed_constants
-
     p = ipvae_params(arrays)
     K, M, T = p.latents, p.inputs, int(block.params["iterations"])
     fmt = fixed_format(p, sampler=DEFAULT_SAMPLER)  # the core-sized count table, as the lateral form
@@ -553,11 +545,6 @@ def _compile_pc(net: Network, target: Target, block, arrays, out_dir, images, se
 def _write_artifacts(net, target, block, out, buf, report: dict, t0: float, t_measure: float, processes: str):
     """ir.json, ipvae_params.npz (``buf``), compile_report.json, then manifest.json last (atomic
     writes); returns (report, files)."""
-    from ....core.versions import versions
-    from ....core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-    from ....ir import to_json
-    from ....passes.expand import expand
-
     files = {"ir": atomic_write_text(out / "ir.json", to_json(expand(net))),  # the expanded network
              "ipvae_params": atomic_write_bytes(out / "ipvae_params.npz", buf.getvalue())}
     report["timings_s"] = {"total": round(time.perf_counter() - t0, 2), "measure": round(t_measure, 2)}

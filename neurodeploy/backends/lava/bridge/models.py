@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurodeploy.core.compat.lava import ensure_lava_importable
+import sys
 
 ensure_lava_importable()
 
@@ -44,8 +45,6 @@ def _run_spk(self):
 
 
 def make_model(proc_cls, n_in: int, n_out: int):
-    import sys
-
     # Lava's compiler looks for models in the Process's own module first (and fails when it finds
     # none, before it consults exception_proc_model_map): register the per-run class there
     home = sys.modules[proc_cls.__module__]

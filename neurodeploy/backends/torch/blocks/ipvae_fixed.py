@@ -40,8 +40,9 @@ import time
 
 import numpy as np
 
-from neurodeploy.library.blocks.ipvae.reference import chunks, ipvae_result, prepare_run
-from neurodeploy.backends.lava.blocks.ipvae import DEFAULT_SAMPLER, fixed_format
+from neurodeploy.library.blocks.coder import chunks
+from neurodeploy.library.blocks.ipvae.reference import ipvae_result, prepare_run
+from neurodeploy.library.blocks.ipvae.fixed import DEFAULT_SAMPLER, fixed_format
 from neurodeploy.library.blocks.ipvae.fixed import (
     SOFTPLUS_RANGE,
     UNIFORM_BITS,
@@ -51,7 +52,8 @@ from neurodeploy.library.blocks.ipvae.fixed import (
     seed_states,
     softplus_table,
 )
-from neurodeploy.learn.ipvae import AVG_TAU
+from neurodeploy.library.blocks.ipvae.reference import AVG_TAU
+from neurodeploy.backends.torch.simulator import pick_device
 
 __all__ = ["run_ipvae_torch_fixed"]
 
@@ -150,7 +152,6 @@ def run_ipvae_torch_fixed(arrays: dict, X, T: int, seed: int = 0, batch: int | N
     """
     import torch
 
-    from neurodeploy.backends.torch.simulator import pick_device
 
     dev = pick_device(device)
     st = prepare_run(arrays, X, T, seed, "exact", z0)

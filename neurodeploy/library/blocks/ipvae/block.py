@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ....ir.nodes import Connectivity, Population, Projection, Weights
+import numpy as np
+
 from ....core.params import param
+from ....ir.nodes import Connectivity, Population, Projection, Weights
 from ..base import BlockDef, decoder_ref, file_weights, register_block
+from ..coder import Coder, distance
+
+#: initial log rate of every latent when the block gives no ``prior``
+PRIOR_DEFAULT = -3.0
 
 
 @register_block
@@ -31,6 +37,53 @@ class IPVAEBlock(BlockDef):
 
     kind = "ipvae"
     outputs = {"latents": "latent", "readout": "input"}
+    latent_model = "ipvae"
+    forms = ("lateral", "predictive_coding")
+    columns = (("T", "T", ">6"), ("R2", "r2", "7.4f"), ("median", "r2_median", "7.4f"),
+               ("pooled", "r2_pooled", "7.4f"), ("R2 avg", "r2_avg", "7.4f"), ("zeros", "zeros", "7.4f"),
+               ("max u", "u_max", "7.3f"), ("|du|", "du_norm", "7.3f"), ("d", "d", "7.4f"), ("s", "seconds", "7.2f"))
+    definitions = {
+        "r2": "mean over images of 1 - SS_res/SS_tot of x_hat = Phi z (counts of the last iteration)",
+        "r2_pooled": "1 - sum SS_res / sum SS_tot over all images",
+        "r2_rate": "as r2, decoding exp(u)", "r2_avg": "as r2, decoding the averaged counts (tau 16 iterations)",
+        "zeros": "fraction of zero counts at the last iteration",
+        "du_norm": "mean over images of ||u_T - u_{T-1}||_2 (torch only)",
+        "d": "sqrt((1 - r2)^2 + (1 - zeros)^2)",
+        "form_computed": "the network that ran; 'lateral (identical algorithm)': a predictive_coding "
+                         "spec on torch runs the lateral module, the same iteration (Psi = Phi^T)"}
+    compile_hint = ("the compile report targets the fixed-point Loihi 2 targets (loihi2-sim, loihi2); "
+                    "`neurodeploy eval SPEC -t TARGET` runs the block on the others")
+
+    @classmethod
+    def bind(cls, name, pop, s):
+        """The deployable arrays (the keys of ``IPVAE.export_arrays()``), float64: ``prior``
+        defaults to -3 for every latent, ``bias`` to none (``b = -inf``, no constant drive);
+        ``sigma = 1/sqrt(c)`` is broadcast over the pixels."""
+        prm, K = s.params, pop.size
+        u0 = np.full(K, PRIOR_DEFAULT) if prm.prior is None else np.asarray(prm.prior, float).reshape(K)
+        b = np.full(K, -np.inf) if prm.bias is None else np.asarray(prm.bias, float).reshape(K)
+        sigma = float(np.sqrt(1.0 / s.c))
+        arrays = {"Phi": s.Phi, "u0": u0, "b": b, "eta": np.array(float(prm.step_size)),
+                  "sigma": np.full(s.Phi.shape[0], sigma), "u_max": np.array(float(prm.u_max)),
+                  "du_max": np.array(float(prm.du_max)), "u_min": np.array(float(prm.u_min)),
+                  "soft_clamp": np.array(prm.clamp == "soft")}
+        params = {"input": s.stimulus, "iterations": s.iterations, "form": s.form, "latent": K,
+                  "step_size": float(prm.step_size), "sigma": sigma}
+        return Coder(name, cls.kind, params, arrays, pop.name)
+
+    @classmethod
+    def row(cls, coder, X, T, r):
+        """``r``: :func:`neurodeploy.library.blocks.ipvae.reference.ipvae_result` (+ ``seconds``)."""
+        return ({"T": T, "r2": r["r2"], "r2_median": float(np.median(r["r2_images"])),
+                 "r2_pooled": r["r2_pooled"], "r2_rate": r["r2_rate"], "r2_avg": r["r2_avg"],
+                 "zeros": r["zeros"], "u_max": r["u_max"], "du_norm": r.get("du_norm"),
+                 "d": distance(r["r2"], r["zeros"]), "seconds": round(float(r["seconds"]), 3),
+                 "r2_images": [float(v) for v in r["r2_images"]],
+                 "zeros_images": [float(v) for v in r["zeros_images"]]}, r["xhat"])
+
+    @classmethod
+    def metadata(cls, coder) -> dict:
+        return {"form": coder.params.get("form", "lateral")}
 
     @classmethod
     def expand(cls, block, net):

@@ -38,7 +38,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from neurodeploy.learn.ipvae import softclamp_upper_np
+from neurodeploy.library.neurons.graded import softclamp_upper_np
+from scipy.stats import poisson
+from neurodeploy.library.blocks.ipvae.reference import average_counts
 
 UNIFORM_BITS = 24
 SOFTPLUS_RANGE = 8.0  # table domain |d| <= 8 (in u units)
@@ -50,7 +52,7 @@ CORE_MEMORY_BYTES = 128 * 1024  # a Loihi 2 core's synapse memory (research/loih
 
 def float_update(u, drive, lat, *, u_min, u_max, du_max, soft):
     """New potentials from the lateral input ``lat = -W z`` (float; same arithmetic as
-    :func:`neurodeploy.learn.ipvae.ipvae_step` with ``du = drive + lat``)."""
+    :func:`neurodeploy.library.blocks.ipvae.reference.ipvae_step` with ``du = drive + lat``)."""
     cap = (lambda y, c: softclamp_upper_np(y, c)) if soft else (lambda y, c: np.minimum(y, c))
     du = cap(np.maximum(drive + lat, u_min), du_max)
     return cap(np.maximum(u + du, u_min), u_max)
@@ -153,8 +155,6 @@ def cap_q(y, c_q: int, fmt: FixedFormat) -> np.ndarray:
 def count_tables(fmt: FixedFormat) -> tuple[np.ndarray, np.ndarray]:
     """(rates, cdf): rate exp(u) per table level (float64, for readout) and the integer CDF
     ``floor(2^24 P(Z <= n))``, shape (levels, count_max), for u = u_min + level 2^-lut_bits."""
-    from scipy.stats import poisson
-
     lo = int(np.floor(fmt.u_min * (1 << fmt.lut_bits)))
     hi = int(np.ceil(fmt.u_max * (1 << fmt.lut_bits)))
     u = np.arange(lo, hi + 1) / (1 << fmt.lut_bits)
@@ -276,8 +276,6 @@ def fixed_step(u_q, drive_q, a_in, state, lat_shift: int, fmt: FixedFormat):
 def fixed_run(u0_q, z0, drive_q, Wq_dense, lat_shift: int, state, T: int, fmt: FixedFormat):
     """T fixed-point iterations with the lateral input ``a_in = Wq_dense @ z`` (the integers the
     bit-accurate Dense delivers). Returns (u_q, z, zbar, state)."""
-    from neurodeploy.library.blocks.ipvae.reference import average_counts
-
     u, z = np.asarray(u0_q, np.int64), np.asarray(z0, np.int64)
     zbar = np.zeros(z.shape)
     for t in range(1, T + 1):
@@ -285,3 +283,27 @@ def fixed_run(u0_q, z0, drive_q, Wq_dense, lat_shift: int, state, T: int, fmt: F
         u, z, state = fixed_step(u, drive_q, a_in, state, lat_shift, fmt)
         zbar = average_counts(zbar, z, t)
     return u, z, zbar, state
+
+
+#: count samplers of the fixed-point latents: ``full`` (rate / CDF table at u resolution 2^-8) or
+#: ``core`` (:meth:`FixedFormat.core_sized`, 2^-5: its packed table fits one Loihi 2 core next to
+#: the lateral weights). ``DEFAULT_SAMPLER`` is what :func:`run_ipvae_lava` (hence ``neurodeploy
+#: eval -t loihi2-sim``) and ``neurodeploy compile`` use unless told otherwise.
+SAMPLERS = ("full", "core")
+
+
+DEFAULT_SAMPLER = "core"
+
+
+def fixed_format(p, frac_bits: int = 10, lut_bits: int | None = None, count_bits: int = 8,
+                 sampler: str | None = None) -> FixedFormat:
+    """The :class:`FixedFormat` of the coder ``p`` (its bounds and clamp). ``sampler`` picks the
+    table resolution (``full``: 8 fractional bits; ``core``: ``CORE_LUT_BITS``, the core-sized
+    sampler; default ``DEFAULT_SAMPLER``); an explicit ``lut_bits`` overrides it."""
+    sampler = DEFAULT_SAMPLER if sampler is None else sampler
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if lut_bits is None:
+        lut_bits = CORE_LUT_BITS if sampler == "core" else 8
+    return FixedFormat(frac_bits=frac_bits, lut_bits=lut_bits, count_bits=count_bits, u_min=p.u_min,
+                       u_max=p.u_max, du_max=p.du_max, soft=p.soft)

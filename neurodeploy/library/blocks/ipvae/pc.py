@@ -1,6 +1,6 @@
 """Predictive-coding (two-population) form of iP-VAE inference (issue 6), numpy reference.
 
-The iP-VAE iteration (:func:`neurodeploy.learn.ipvae.ipvae_step`) can be run by two populations
+The iP-VAE iteration (:func:`neurodeploy.library.blocks.ipvae.reference.ipvae_step`) can be run by two populations
 instead of one latent population with lateral weights (:mod:`neurodeploy.library.blocks.ipvae.reference`):
 
 * M **error units** (graded, no state): ``eps = (x - Phi z) / sigma^2``. Their input is the
@@ -42,7 +42,8 @@ from __future__ import annotations
 import numpy as np
 
 from neurodeploy.library.blocks.ipvae.reference import average_counts, ipvae_params, ipvae_result
-from neurodeploy.learn.ipvae import U_MIN, poisson_counts, softclamp_upper_np
+from neurodeploy.library.blocks.ipvae.reference import U_MIN
+from neurodeploy.library.neurons.graded import poisson_counts, softclamp_upper_np
 
 __all__ = ["error_units", "latent_update", "ipvae_pc_step", "run_ipvae_pc", "kp_update",
            "kp_alignment_demo", "synapse_counts"]
@@ -69,7 +70,7 @@ def ipvae_pc_step(u, z, x, Phi, b, eta, sigma, *, encoder=None, u_min=U_MIN, u_m
     """One PC-form iteration: counts ``z`` -> errors -> latents -> new counts.
 
     ``encoder`` (K, M) is the error -> latent matrix ``Psi`` (default ``Phi^T``, which makes this
-    :func:`~neurodeploy.learn.ipvae.ipvae_step`). Returns ``(u_new, z_new, du, eps)`` with
+    :func:`~neurodeploy.library.blocks.ipvae.reference.ipvae_step`). Returns ``(u_new, z_new, du, eps)`` with
     ``du = u_new - u`` as in ``ipvae_step`` and ``eps`` the error units' output for ``z``.
     ``z_new`` is drawn from ``exp(u_new)`` with ``rng`` (``mode='exact'``) or equals it
     (``mode='rate'``).

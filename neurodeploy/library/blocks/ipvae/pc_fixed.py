@@ -26,6 +26,7 @@ Format (on top of :class:`~neurodeploy.library.blocks.ipvae.fixed.FixedFormat`, 
 import numpy as np
 
 from neurodeploy.library.blocks.ipvae.fixed import FixedFormat, fixed_step, quantize_weights, shift_round
+from neurodeploy.library.blocks.ipvae.reference import average_counts
 
 
 def pc_fixed_constants(p, fmt: FixedFormat, gain_bits: int = 12, eps_frac_bits: int = 8,
@@ -57,8 +58,6 @@ def pc_fixed_run(u0_q, z0, x_q, gain_q, leak_q, dec_w, enc_w, c: dict, state, T:
     """T fixed-point PC iterations on flat arrays (``dec_w``/``enc_w`` the integer matrices the
     bit-accurate Dense processes hold, block-diagonal over images). Returns
     ``(u_q, z, zbar, state, eps)`` with ``eps`` the errors of iteration ``T - 1``'s counts."""
-    from neurodeploy.library.blocks.ipvae.reference import average_counts
-
     u, z = np.asarray(u0_q, np.int64), np.asarray(z0, np.int64)
     zbar = np.zeros(z.shape)
     eps = None

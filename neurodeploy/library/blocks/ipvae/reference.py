@@ -1,7 +1,7 @@
 """Backend-independent pieces of spiking iP-VAE inference (issue 6): parameters, the drive and
 lateral weights of the spiking form, and the result dict every backend returns.
 
-The iP-VAE iteration (:func:`neurodeploy.learn.ipvae.ipvae_step`) rewritten as a recurrent
+The iP-VAE iteration (:func:`neurodeploy.library.blocks.ipvae.reference.ipvae_step`) rewritten as a recurrent
 spiking network: with ``W = eta Phi^T Sigma^-1 Phi`` (K x K, symmetric, self-connections kept)
 and the per-image constant drive ``d = eta (Phi^T Sigma^-1 x - exp(b))``,
 
@@ -23,8 +23,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurodeploy.learn.ipvae import AVG_TAU, r2_per_image, r2_pooled
+from ...neurons.graded import poisson_counts, softclamp_upper_np
+from ..coder import r2_per_image, r2_pooled, run_in_chunks
 
+
+# --- the iteration (the oracle of every backend) -------------------------------------------
+
+U_MIN = -8.0
+
+
+AVG_TAU = 16  # iterations; time constant of the averaged-count readout reported as r2_avg
+
+
+def ipvae_step(u, z, x, Phi, b, eta, sigma, *, u_min=U_MIN, u_max=10.0, du_max=10.0,
+               soft=True, rng=None, mode="exact"):
+    """One iP-VAE iteration in numpy. ``z`` are the counts drawn from ``u``.
+
+    Returns ``(u_new, z_new, du)``; ``z_new`` is drawn from ``exp(u_new)`` with ``rng``
+    (``mode='exact'``) or equals ``exp(u_new)`` (``mode='rate'``).
+    """
+    u, z, x = np.asarray(u, float), np.asarray(z, float), np.asarray(x, float)
+    sigma2 = np.asarray(sigma, float) ** 2
+    err = (x - z @ Phi.T) / sigma2
+    du = eta * (err @ Phi - np.exp(b))
+    cap = (lambda y, c: softclamp_upper_np(y, c)) if soft else (lambda y, c: np.minimum(y, c))
+    du = cap(np.maximum(du, u_min), du_max)
+    u_new = cap(np.maximum(u + du, u_min), u_max)
+    return u_new, poisson_counts(u_new, mode, rng), u_new - u
+
+
+def poisson_kl_np(u, u_prev):
+    """KL(Pois(e^u) || Pois(e^u_prev)) per element, prior-rate form e^{u_prev} f(e^{du})."""
+    d = np.asarray(u, float) - np.asarray(u_prev, float)
+    return np.exp(u_prev) * (1.0 - np.exp(d) + d * np.exp(d))
+
+
+# --- the spiking form ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class IPVAEParams:
@@ -121,13 +155,6 @@ def prepare_run(arrays: dict, X, T: int, seed: int, mode: str, z0=None) -> RunSe
     return RunSetup(p, X, drive(p, X), lateral_matrix(p), z0, rng, T)
 
 
-def chunks(n: int, batch: int):
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    for s in range(0, n, batch):
-        yield slice(s, min(s + batch, n))
-
-
 def ipvae_result(p: IPVAEParams, X, u, z, zbar, **extra) -> dict:
     """Final state plus the metrics of torch ``infer`` at the last iteration (see module doc)."""
     X = np.asarray(X, np.float64)
@@ -147,3 +174,13 @@ def ipvae_result(p: IPVAEParams, X, u, z, zbar, **extra) -> dict:
 def average_counts(zbar, z, t: int):
     """One step of the averaged-count readout of torch ``infer`` (t is 1-based)."""
     return zbar + (z - zbar) / min(t, AVG_TAU)
+
+
+def run_ipvae_chunks(fn, arrays: dict, X, T: int, seed: int, batch: int, progress: bool, label: str) -> dict:
+    """One run of T iterations over all images of ``X``, ``batch`` at a time: ``fn(X_chunk, T,
+    seed + i)`` (a backend's runner) on chunk i; the metrics of :func:`ipvae_result` over all
+    images, with ``seconds`` (and the chunks' ``weight_exponent`` when they report one)."""
+    p = ipvae_params(arrays)
+    out, extra, seconds = run_in_chunks(fn, X, T, seed, batch, progress, label)
+    kept = {k: extra[k] for k in ("weight_exponent",) if k in extra}
+    return ipvae_result(p, X, out["u"], out["z"], out["zbar"], du_norm=None, seconds=seconds, **kept)

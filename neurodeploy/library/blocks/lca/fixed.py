@@ -30,7 +30,7 @@ Step (iteration t, ``a_in`` = the connection's output for ``a_{t-1}``)::
     v   = sat_v(v + ((dt_mult e + 2^(dt_shift-1)) >> dt_shift))
     a   = min(max(v - lam, 0), 2^payload_bits - 1)
 
-the integer image of :func:`neurodeploy.learn.ipvae.lca_step`. Because the increment is rounded,
+the integer image of :func:`neurodeploy.library.blocks.lca.reference.lca_step`. Because the increment is rounded,
 ``v`` stops moving once ``|dt_mult e| < 2^(dt_shift-1)``, i.e. it settles within about
 ``0.5 / dt_tau`` Q units (5 units = 0.005 for dt_tau = 0.1, frac_bits = 10) of the float fixed
 point.

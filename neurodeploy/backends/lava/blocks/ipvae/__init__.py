@@ -24,21 +24,20 @@ import time
 from typing import Any
 
 import numpy as np
+from scipy.sparse import block_diag
 
-from neurodeploy.library.blocks.ipvae.reference import chunks, ipvae_result, prepare_run
+from neurodeploy.backends.base import BlockLowering, register_block_lowering
+from neurodeploy.backends.lava.blocks import ipvae_compile
+from neurodeploy.backends.lava.blocks.ipvae import pc
 from neurodeploy.backends.lava.procs import lazy_attribute
-from neurodeploy.library.blocks.ipvae.fixed import CORE_LUT_BITS, FixedFormat, quantize_weights, seed_states
-from neurodeploy.learn.ipvae import AVG_TAU
+from neurodeploy.core.compat.lava import ensure_lava_importable
+from neurodeploy.core.errors import NotImplementedYet
+from neurodeploy.library.blocks.coder import chunks
+from neurodeploy.library.blocks.ipvae.fixed import DEFAULT_SAMPLER, fixed_format, quantize_weights, seed_states
+from neurodeploy.library.blocks.ipvae.reference import AVG_TAU, ipvae_result, prepare_run, run_ipvae_chunks
 
-__all__ = ["DEFAULT_SAMPLER", "IPVAELatents", "PyIPVAELatentsFixed", "PyIPVAELatentsFloat", "SAMPLERS",
-           "fixed_format", "run_ipvae_lava"]
+__all__ = ["IPVAELatents", "PyIPVAELatentsFixed", "PyIPVAELatentsFloat", "run_ipvae_lava"]
 
-#: count samplers of the fixed-point latents: ``full`` (rate / CDF table at u resolution 2^-8) or
-#: ``core`` (:meth:`FixedFormat.core_sized`, 2^-5: its packed table fits one Loihi 2 core next to
-#: the lateral weights). ``DEFAULT_SAMPLER`` is what :func:`run_ipvae_lava` (hence ``neurodeploy
-#: eval -t loihi2-sim``) and ``neurodeploy compile`` use unless told otherwise.
-SAMPLERS = ("full", "core")
-DEFAULT_SAMPLER = "core"
 
 _LAZY = {
     "IPVAELatents": "neurodeploy.backends.lava.blocks.ipvae.process",
@@ -49,20 +48,6 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     return lazy_attribute(globals(), _LAZY, name)
-
-
-def fixed_format(p, frac_bits: int = 10, lut_bits: int | None = None, count_bits: int = 8,
-                 sampler: str | None = None) -> FixedFormat:
-    """The :class:`FixedFormat` of the coder ``p`` (its bounds and clamp). ``sampler`` picks the
-    table resolution (``full``: 8 fractional bits; ``core``: ``CORE_LUT_BITS``, the core-sized
-    sampler; default ``DEFAULT_SAMPLER``); an explicit ``lut_bits`` overrides it."""
-    sampler = DEFAULT_SAMPLER if sampler is None else sampler
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if lut_bits is None:
-        lut_bits = CORE_LUT_BITS if sampler == "core" else 8
-    return FixedFormat(frac_bits=frac_bits, lut_bits=lut_bits, count_bits=count_bits, u_min=p.u_min,
-                       u_max=p.u_max, du_max=p.du_max, soft=p.soft)
 
 
 def run_ipvae_lava(arrays: dict, X, T: int, fixed: bool = False, seed: int = 0, batch: int = 8,
@@ -86,15 +71,13 @@ def run_ipvae_lava(arrays: dict, X, T: int, fixed: bool = False, seed: int = 0, 
     ``sampler`` (fixed point): ``'full'`` or ``'core'`` count table (:func:`fixed_format`;
     default ``DEFAULT_SAMPLER``); ``lut_bits`` overrides its resolution.
     """
-    from neurodeploy.core.compat.lava import ensure_lava_importable
-
     ensure_lava_importable()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
 
-    from neurodeploy.backends.lava.blocks.ipvae.process import IPVAELatents
+    IPVAELatents = lazy_attribute(globals(), _LAZY, "IPVAELatents")
 
     if fixed and mode == "rate":
         raise ValueError("fixed point draws counts: mode must be 'exact'")
@@ -121,8 +104,6 @@ def run_ipvae_lava(arrays: dict, X, T: int, fixed: bool = False, seed: int = 0, 
         if connection == "dense":
             Wb = np.kron(np.eye(nb, dtype=w_block.dtype), w_block)
         else:
-            from scipy.sparse import block_diag
-
             Wb = block_diag([w_block] * nb, format="csr")
         kw = {}
         if fixed:
@@ -150,3 +131,53 @@ def run_ipvae_lava(arrays: dict, X, T: int, fixed: bool = False, seed: int = 0, 
         extra.update(u_q=U.astype(np.int64), weight_exponent=int(s), format=fmt, state0=state0, z0=z0)
         U = fmt.to_float(U)
     return ipvae_result(p, X, U, Z, ZB, **extra)
+
+
+@register_block_lowering
+class LavaIPVAE(BlockLowering):
+    """The ``ipvae`` block on Lava (``Loihi2SimCfg``): the lateral form runs
+    :func:`run_ipvae_lava` (``floating_pt`` on ``lava``; on ``loihi2-sim`` ``fixed_pt``: integer u in
+    Q units, the exp/Poisson look-up table, an on-core-style xorshift32 PRNG, 8-bit graded counts,
+    8-bit lateral weights), the predictive-coding form :func:`.pc.run_ipvae_pc_lava` (bit-exact in
+    fixed point with ``library/blocks/ipvae/pc_fixed.py``). Both through a Lava ``Sparse``
+    connection, 50 images per Lava run, chunk i seeded with ``seed + i``; every requested T is a
+    separate run from the initial state. ``compile`` writes the Loihi 2 resource report."""
+
+    backend, kind = "lava", "ipvae"
+
+    def check(self, target, coder) -> None:
+        if target.device == "loihi2":
+            raise NotImplementedYet(
+                f"running the ipvae block on '{target.name}' needs Loihi 2 hardware and Intel's lava-loihi "
+                "extension, which this installation cannot reach; `--target loihi2-sim` runs the same "
+                "fixed-point model bit-accurately on the CPU, and `neurodeploy compile -t loihi2` writes the "
+                "resource report")
+
+    def describe(self, target, coder, device: str = "auto") -> str:
+        fixed = target.number_format == "fixed"
+        pc_form = coder.params.get("form") == "predictive_coding"
+        return (f"lava {'predictive-coding ' if pc_form else ''}{'fixed_pt' if fixed else 'floating_pt'} "
+                f"(Loihi2SimCfg{', bit-accurate integer model' if fixed else ''})")
+
+    def form_computed(self, target, coder) -> str:
+        return coder.params.get("form", "lateral")
+
+    def run(self, coder, X, Ts, target, *, seed=0, batch=None, progress=False, device="auto") -> dict:
+        fixed = target.number_format == "fixed"
+        pc_form = coder.params.get("form") == "predictive_coding"
+        fn = pc.run_ipvae_pc_lava if pc_form else run_ipvae_lava
+        label = f"lava{'-pc' if pc_form else ''}-{'fixed' if fixed else 'float'}"
+        b = batch or 50
+        return {T: run_ipvae_chunks(lambda Xc, T_, s: fn(coder.arrays, Xc, T_, fixed=fixed, seed=s, batch=b,
+                                                          connection="sparse"),
+                                    coder.arrays, X, T, seed, b, progress, f"{label} T={T}")
+                for T in Ts}
+
+    def compiles(self, target) -> bool:
+        return target.number_format == "fixed"
+
+    def compile(self, net, coder, target, out_dir, log=None):
+        return ipvae_compile.compile_ipvae(net, target, out_dir, log=log, coder=coder)
+
+    def summary(self, report: dict) -> str:
+        return ipvae_compile.summary_text(report)

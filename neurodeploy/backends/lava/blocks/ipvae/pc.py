@@ -12,10 +12,20 @@ import time
 
 import numpy as np
 
-from neurodeploy.library.blocks.ipvae.reference import check_run_args, chunks, ipvae_params, ipvae_result
-from neurodeploy.learn.ipvae import AVG_TAU
+from scipy.sparse import block_diag
+
+from neurodeploy.backends.lava.procs import lazy_attribute
+from neurodeploy.core.compat.lava import ensure_lava_importable
+from neurodeploy.library.blocks.coder import chunks
+from neurodeploy.library.blocks.ipvae.fixed import fixed_format, seed_states
+from neurodeploy.library.blocks.ipvae.pc_fixed import pc_fixed_constants
+from neurodeploy.library.blocks.ipvae.reference import AVG_TAU, check_run_args, ipvae_params, ipvae_result
 
 __all__ = ["run_ipvae_pc_lava"]
+
+#: the Lava processes, imported (and Lava with them) when a run needs them
+_LAZY = {"IPVAEErrors": "neurodeploy.backends.lava.blocks.ipvae.pc_process",
+         "IPVAEPCLatents": "neurodeploy.backends.lava.blocks.ipvae.pc_process"}
 
 
 def run_ipvae_pc_lava(arrays: dict, X, T: int, seed: int = 0, batch: int = 8, mode: str = "exact",
@@ -43,18 +53,13 @@ def run_ipvae_pc_lava(arrays: dict, X, T: int, seed: int = 0, batch: int = 8, mo
     ``sampler`` (fixed point): the count table, ``'core'`` or ``'full'`` (default
     ``DEFAULT_SAMPLER``, as the lateral form); ``lut_bits`` overrides its resolution.
     """
-    from neurodeploy.core.compat.lava import ensure_lava_importable
-
     ensure_lava_importable()
+    IPVAEErrors = lazy_attribute(globals(), _LAZY, "IPVAEErrors")
+    IPVAEPCLatents = lazy_attribute(globals(), _LAZY, "IPVAEPCLatents")
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
-
-    from neurodeploy.backends.lava.blocks.ipvae import fixed_format
-    from neurodeploy.backends.lava.blocks.ipvae.pc_process import IPVAEErrors, IPVAEPCLatents
-    from neurodeploy.library.blocks.ipvae.pc_fixed import pc_fixed_constants
-    from neurodeploy.library.blocks.ipvae.fixed import seed_states
 
     T = check_run_args(mode, T)
     if fixed and mode != "exact":
@@ -92,7 +97,6 @@ def run_ipvae_pc_lava(arrays: dict, X, T: int, seed: int = 0, batch: int = 8, mo
     def block(w, nb):
         if connection == "dense":
             return np.kron(np.eye(nb, dtype=w.dtype), w)
-        from scipy.sparse import block_diag
 
         return block_diag([w] * nb, format="csr")
 

@@ -26,9 +26,14 @@ import time
 from typing import Any
 
 import numpy as np
+from scipy.sparse import block_diag
 
-from neurodeploy.library.blocks.lca.fixed import LCAFixedFormat, lca_fixed_program
+from neurodeploy.backends.base import BlockLowering, register_block_lowering
 from neurodeploy.backends.lava.procs import lazy_attribute
+from neurodeploy.core.compat.lava import ensure_lava_importable
+from neurodeploy.core.errors import NotImplementedYet
+from neurodeploy.library.blocks.coder import chunks
+from neurodeploy.library.blocks.lca.fixed import LCAFixedFormat, lca_fixed_program
 
 __all__ = ["LCAFixedFormat", "LCANeurons", "LCANeuronsFixed", "PyLCANeuronsFixed", "PyLCANeuronsFloat",
            "run_lca_lava"]
@@ -54,7 +59,7 @@ def run_lca_lava(Phi, X, T: int, lam: float, dt_tau: float, batch: int = 50,
 
     Returns ``{"v", "a", "seconds"}``: final potentials and activities (B, K), float64; with
     ``v0`` = 0 (default) ``a`` equals ``T`` applications of
-    :func:`neurodeploy.learn.ipvae.lca_step` and torch ``lca_infer(..., n_iter=T)``.
+    :func:`neurodeploy.library.blocks.lca.reference.lca_step` and torch ``lca_infer(..., n_iter=T)``.
     ``connection='dense'`` puts the block-diagonal lateral matrix in one Lava ``Dense``
     ((batch K)^2 entries: keep ``batch`` small); ``'sparse'`` in a ``Sparse`` (batch K^2).
 
@@ -68,19 +73,16 @@ def run_lca_lava(Phi, X, T: int, lam: float, dt_tau: float, batch: int = 50,
     (:class:`~neurodeploy.library.blocks.lca.fixed.LCAFixedProgram`: weights, exponent,
     shifts, ``lam_q``, ``dt_mult``).
     """
-    from neurodeploy.core.compat.lava import ensure_lava_importable
-
     ensure_lava_importable()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
 
-    from neurodeploy.library.blocks.ipvae.reference import chunks
-    from neurodeploy.backends.lava.blocks.lca.process import LCANeurons
+    LCANeurons = lazy_attribute(globals(), _LAZY, "LCANeurons")
 
     if fixed:
-        from neurodeploy.backends.lava.blocks.lca.fixed_process import LCANeuronsFixed
+        LCANeuronsFixed = lazy_attribute(globals(), _LAZY, "LCANeuronsFixed")
     if connection not in ("dense", "sparse"):
         raise ValueError(f"connection must be 'dense' or 'sparse', got {connection!r}")
     if int(T) < 1:
@@ -106,8 +108,6 @@ def run_lca_lava(Phi, X, T: int, lam: float, dt_tau: float, batch: int = 50,
         if connection == "dense":
             Wb = np.kron(np.eye(nb, dtype=G.dtype), G.T)
         else:
-            from scipy.sparse import block_diag
-
             Wb = block_diag([G.T] * nb, format="csr")
         if fixed:
             neu = LCANeuronsFixed(shape=(nb * K,), v=v0[sl].ravel(), drive=D[sl].ravel(), **fkw)
@@ -133,3 +133,34 @@ def run_lca_lava(Phi, X, T: int, lam: float, dt_tau: float, batch: int = 50,
         out.update(v=fmt.to_float(v_q), a=fmt.to_float(a_q), v_q=v_q, a_q=a_q, clipped=CL, saturated=SA,
                    format=fmt, program=prog)
     return out
+
+
+@register_block_lowering
+class LavaLCA(BlockLowering):
+    """The ``lca`` block on Lava: :func:`run_lca_lava`, ``floating_pt`` on ``lava`` (float LCA
+    units with the graded lateral input through a ``Sparse``), ``fixed_pt`` on ``loihi2-sim``
+    (integer LCA units in Q.10, 8-bit lateral weights, 16-bit graded activities, bit-exact with
+    ``library/blocks/lca/fixed.py``); 50 images per Lava run."""
+
+    backend, kind = "lava", "lca"
+
+    def check(self, target, coder) -> None:
+        if target.device == "loihi2":
+            raise NotImplementedYet(
+                f"running the lca block on '{target.name}' needs Loihi 2 hardware and lava-loihi; "
+                "`--target loihi2-sim` runs the same fixed-point LCA bit-accurately on the CPU")
+
+    def describe(self, target, coder, device: str = "auto") -> str:
+        if target.number_format == "fixed":
+            return ("lava fixed_pt (Loihi2SimCfg, integer LCA units in Q.10, 8-bit lateral weights, "
+                    "16-bit graded activities)")
+        return "lava floating_pt (Loihi2SimCfg, LCA units + Sparse graded lateral input)"
+
+    def run(self, coder, X, Ts, target, *, seed=0, batch=None, progress=False, device="auto") -> dict:
+        A = coder.arrays
+        out = {}
+        for T in Ts:
+            r = run_lca_lava(A["Phi"], X, T, float(A["lam"]), float(A["dt_tau"]), batch=batch or 50,
+                             fixed=target.number_format == "fixed")
+            out[T] = {"a": r["a"], "seconds": r["seconds"]}
+        return out

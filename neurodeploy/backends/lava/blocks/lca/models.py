@@ -1,6 +1,6 @@
 """The ``floating_pt`` ProcessModel of :class:`~neurodeploy.backends.lava.blocks.lca.process.LCANeurons`
 for CPU simulation (``Loihi2SimCfg``): float64, operation for operation
-:func:`neurodeploy.learn.ipvae.lca_step`.
+:func:`neurodeploy.library.blocks.lca.reference.lca_step`.
 
 Absolute imports only: Lava's model discovery executes this file under the bare name ``models``.
 """

@@ -33,7 +33,7 @@ class LCANeurons(AbstractProcess):
         v   = v + dt_tau (drive - v - lat)
         a   = max(v - lam, 0)                         sent on s_out (graded spike)
 
-    which is :func:`neurodeploy.learn.ipvae.lca_step`. So ``T`` iterations take ``T + 1`` steps.
+    which is :func:`neurodeploy.library.blocks.lca.reference.lca_step`. So ``T`` iterations take ``T + 1`` steps.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """`neurodeploy validate`: verdicts, a deliberately broken target, exit codes, tolerance files,
 stored-run reuse, and every shipped model on every target that runs it.
 
-Tolerances are the defaults in neurodeploy/validate/tolerances.py (docs/validate.md says how
+Tolerances are the defaults in neurodeploy/validation/tolerances.py (docs/validate.md says how
 they were measured); these tests check that the shipped models pass them and that a wrong decay
 does not.
 """
@@ -16,7 +16,7 @@ import pytest
 import neurodeploy as nd
 from neurodeploy.app import cli
 from neurodeploy.core.targets import load_target
-from neurodeploy.app.commands.validate import validate
+from neurodeploy.validation.run import validate
 
 from ..conftest import MODELS, ROOT, rel
 
@@ -67,7 +67,7 @@ def test_every_shipped_model_validates_on_lava_targets(model, target, tmp_path):
     tol_file = ROOT / "models" / "tolerances" / f"{model.stem}.fixed.yaml"  # a model's stated tolerances
     tol = None
     if target == "loihi2-sim" and tol_file.exists():
-        from neurodeploy.validate.tolerances import load_file
+        from neurodeploy.validation.tolerances import load_file
 
         tol = load_file(tol_file, "fixed", [p.name for p in net.populations], [p.name for p in net.probes])
     rep = _validate(net, target, tmp_path, tolerances=tol)
@@ -136,7 +136,7 @@ def test_tolerance_file_overrides_and_says_where_from(tmp_path):
     tol = tmp_path / "t.yaml"
     tol.write_text("tolerances:\n  rate_rel_error: 0.5\npopulations:\n  neuron: {coincidence_factor: null}\n"
                    "probes:\n  neuron.v: {trace_nrmse: 1.0e-9}\ncoincidence_window: 1 ms\n")
-    from neurodeploy.validate.tolerances import load_file
+    from neurodeploy.validation.tolerances import load_file
 
     t = load_file(tol, "fixed", ["neuron"], ["neuron.v"])
     assert t.coincidence_window_s == pytest.approx(1e-3)
@@ -181,7 +181,7 @@ def test_plastic_projection_weight_trajectory_is_compared(tmp_path):
 
 
 def test_oversized_comparisons_are_refused_before_running(monkeypatch, tmp_path, capsys):
-    import neurodeploy.validate.compare as C
+    import neurodeploy.validation.compare as C
 
     monkeypatch.setattr(C, "MAX_CELLS", 100)  # single_lif: 1000 steps x 1 neuron
     rc = cli.main(["validate", "models/single_lif.yaml", "--target", "torch", "-o", str(tmp_path / "o")])

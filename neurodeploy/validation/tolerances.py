@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import Diagnostic, Span, SpecError, did_you_mean
+from ..core.reader import Reader
+from ..core.source import YMap, load_yaml_file
+from ..core.units import Dim
 
 #: metric -> "min" (value must be >= threshold) or "max" (value must be <= threshold)
 DIRECTION = {
@@ -158,10 +161,6 @@ FILE_KEYS = ["validation", "kind", "coincidence_window", "van_rossum_tau", "tole
 def load_file(path: str | Path, kind: str, population_names=(), probe_names=()) -> Tolerances:
     """Defaults for ``kind``, overridden by the tolerance file at ``path``. Raises SpecError with
     located diagnostics (file:line:col, key path, hint) for anything wrong in it."""
-    from ..core.reader import Reader
-    from ..core.source import YMap, load_yaml_file
-    from ..core.units import Dim
-
     path = Path(path)
     if not path.is_file():
         raise SpecError([Diagnostic("ND100", "tolerance file not found", Span(str(path)), "--tolerance-file",

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from neurodeploy.validate import metrics as M
+from neurodeploy.validation import metrics as M
 
 
 def test_coincidence_factor_hand_computed():

@@ -16,6 +16,7 @@ from ..core.errors import UsageError
 from ..core.result import Result
 from . import metrics as M
 from .tolerances import Tolerances
+from ..ir import Probe
 
 
 #: bound on the (step, neuron) cells of the spike rasters held in memory (1 byte each, x2 runs)
@@ -32,8 +33,6 @@ def check_size(steps: int, neurons: int) -> None:
 def with_all_spike_probes(net):
     """``net`` with a spike probe on every population that has none (validation compares every
     population's spike trains, not only the probed ones)."""
-    from ..ir import Probe
-
     extra = tuple(Probe(f"{p.name}.all_spikes", p.name, "spikes") for p in net.populations
                   if not any(pb.target == p.name and pb.variable == "spikes" and pb.indices is None
                              for pb in net.probes))
