@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 OUT     ?= out/demo
 
-.PHONY: all install demo test test-slow test-all check-models info clean
+.PHONY: all install demo test test-slow test-all wheel-check check-models info clean
 
 all: demo
 
@@ -37,6 +37,10 @@ test-slow: $(STAMP)
 ## Everything, slow tests included.
 test-all: $(STAMP)
 	$(BIN)/python -m pytest
+
+## Build the wheel and use it from outside the checkout (what `pip install neurodeploy-*.whl` gives).
+wheel-check: $(STAMP)
+	$(BIN)/python .ci/wheel_check.py
 
 check-models: $(STAMP)
 	$(BIN)/neurodeploy check models/*.yaml

@@ -34,8 +34,7 @@ from ..passes.quantize import report_table
 from ..spec import loader
 from ..spec.overrides import with_duration, with_seed
 from ..validation import blocks as block_eval
-from ..validation.run import refuse_coders
-from ..validation.run import validate as _validate
+from ..validation.run import refuse_coders, validate as _validate
 from ..validation.tolerances import Tolerances, defaults, kind_of, load_file
 
 Log = Callable[[str], None]

@@ -37,9 +37,7 @@ from ..library.plasticity import RULES
 from ..passes.expand import expand, expansion_summary
 from ..spec.overrides import parse_assignments
 from . import api
-from .commands import interop as interop_cmd
-from .commands import train as train_cmd
-from .commands import validate as validate_cmd
+from .commands import interop as interop_cmd, train as train_cmd, validate as validate_cmd
 
 EPILOG = """\
 examples:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..library.blocks import BLOCKS
 from ..core.errors import CODES
-from ..library.neurons import NEURONS
 from ..core.params import param_table
+from ..library.blocks import BLOCKS
+from ..library.neurons import NEURONS
 from ..library.plasticity import RULES
 
 BEGIN, END = "<!-- registry:begin -->", "<!-- registry:end -->"

@@ -81,6 +81,13 @@ class Backend:
         """The backend's own simulator object for ``net``, built and not run."""
         raise NotImplementedYet(f"backend '{self.name}' has no simulator object to hand out")
 
+    def run_block(self, coder, X, Ts, target: Target, **kw) -> dict:
+        """Run a coder (:class:`~neurodeploy.library.blocks.coder.Coder`) on images ``X`` for every
+        number of iterations in ``Ts`` through this backend's lowering of its block kind."""
+        low = block_lowering(target, coder.kind)
+        low.check(target, coder)
+        return low.run(coder, X, Ts, target, **kw)
+
     def compiles(self, target: Target) -> bool:
         """Whether :meth:`compile` has an artifact to write for ``target``."""
         return False

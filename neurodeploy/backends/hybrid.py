@@ -34,10 +34,8 @@ from ..lowering.loihi_result import loihi_result
 from ..passes.pipeline import lower_for
 from ..passes.place import FALLBACK, TARGET, external_emitters, split
 from .lava import bridge
-from .lava.simulator import LavaOptions, _simulate_or_fail
-from .lava.simulator import run as lava_run
-from .torch.simulator import TorchOptions, TorchSim, pick_device
-from .torch.simulator import run as torch_run
+from .lava.simulator import LavaOptions, _simulate_or_fail, run as lava_run
+from .torch.simulator import TorchOptions, TorchSim, pick_device, run as torch_run
 
 
 class Bridge:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import MISSING, dataclass
 from typing import Any
+
 from .units import format_si
 
 REQUIRED = MISSING

@@ -8,6 +8,7 @@ from pathlib import Path
 from .io import atomic_write_bytes
 from .result import Result
 
+
 def pyplot():
     """matplotlib's pyplot on the non-interactive Agg backend (no screen needed)."""
     import matplotlib

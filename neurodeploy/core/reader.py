@@ -12,11 +12,10 @@ import math
 import re
 from typing import Any, Iterable
 
-from .errors import Diagnostic, did_you_mean, format_path, one_of
+from .errors import Diagnostic, Span, did_you_mean, format_path, one_of
 from .params import REQUIRED, ParamInfo, param_infos
-from .units import Dim, UnitParseError, parse_quantity
 from .source import SourceFile, YList, YMap, YNode, YScalar, type_name
-from .errors import Span
+from .units import Dim, UnitParseError, parse_quantity
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 REF_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")

@@ -28,31 +28,29 @@ Export is the inverse, with a report of what NIR cannot carry (docs/interop.md).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+from scipy import sparse
 
 from ..core.errors import Diagnostic, NotImplementedYet, Span, SpecError, UsageError
-from scipy import sparse
-from ..ir.nodes import MAX_POPULATION_SIZE
-import tempfile
-import io
-import yaml
-from ..core.io import atomic_write_bytes, atomic_write_text
-from ..spec import load
-from ..library import materialize as mat
-from ..ir import CurrentStimulus, SpikeTimesStimulus
-from ..spec import verify
-from ..library.neurons import get_neuron
-from ..lowering.loihi import constant_currents
-from ..library.neurons.graded import graded_parts
+from ..core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..core.units import UnitParseError, parse_quantity
-from ..core.io import atomic_write_json
+from ..ir import CurrentStimulus, SpikeTimesStimulus
+from ..ir.nodes import MAX_POPULATION_SIZE
+from ..library import materialize as mat
+from ..library.neurons import get_neuron
+from ..library.neurons.graded import graded_parts
+from ..lowering.loihi import constant_currents
+from ..spec import load, verify
 
 #: neurodeploy's namespace in NIR metadata
 NS = "neurodeploy"

@@ -17,27 +17,17 @@ onnxruntime in ``tests/interop/test_onnx.py``.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from ..core.data.onnx import (  # noqa: F401  (the readers, re-exported)
-    ACTIVATIONS,
-    SUPPORTED,
-    Graph,
-    OnnxImportError,
-    load_model,
-    read_dense_layers,
-    read_linear_decoder,
-    run_dense_layers,
-)
+from ..core.data.onnx import OnnxImportError, read_dense_layers, read_linear_decoder
 from ..core.errors import Diagnostic, Span, SpecError, UsageError
+from ..core.io import atomic_write_bytes, atomic_write_text
 from ..library.blocks.coder import find_coder, has_coder
 from ..spec import load
-from ..core.io import atomic_write_bytes
-import yaml
-from ..core.io import atomic_write_bytes, atomic_write_text
-import io
 
 OPSET = 17
 

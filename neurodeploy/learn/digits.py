@@ -7,6 +7,7 @@ Bundled with scikit-learn: no download.
 from __future__ import annotations
 
 import numpy as np
+
 from ..backends.torch.simulator import pick_device as _pick
 
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import torch
 import numpy as np
+import torch
 
 
 def rho(s):

@@ -12,11 +12,13 @@ import time
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..backends import dispatch
 from ..backends.base import get_backend
 from ..backends.reference import simulator as reference
 from ..core.targets import load_target
+from ..library.plasticity.bengio import BengioSTDP, BengioSTDPParams
 from ..library.plasticity.stdp import stdp_window_net
 from ..spec import verify
 from .digits import digits_split, pick_device
@@ -32,8 +34,6 @@ from .eqprop import (
     train_eqprop,
 )
 from .feedback import RULES, FeedbackConfig, train_feedback
-from tqdm import tqdm
-from ..library.plasticity.bengio import BengioSTDP, BengioSTDPParams
 
 
 def jsonable(obj):

@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import torch
 import numpy as np
+import torch
 
 RULES = ("bp", "fa", "ss", "kp", "wm")
 

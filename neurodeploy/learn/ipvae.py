@@ -9,9 +9,9 @@ The iP-VAE itself is trained by :mod:`neurodeploy.learn.train` through its torch
 from __future__ import annotations
 
 import numpy as np
+from tqdm import tqdm
 
 from ..backends.torch.blocks.lca import _torch, lca_infer
-from tqdm import tqdm
 
 
 def lca_learn(X, K: int, lam: float, epochs: int = 20, batch: int = 200, lr: float = 0.05,

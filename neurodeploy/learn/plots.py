@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.plot import pyplot as _plt
-from ..core.plot import save_figure as _save
+from ..core.plot import pyplot as _plt, save_figure as _save
 
 
 def tiles(W: np.ndarray, cols: int = 16) -> np.ndarray:

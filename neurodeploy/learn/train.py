@@ -18,15 +18,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from ..core.io import atomic_write_bytes, atomic_write_json
 from ..backends.torch.blocks.ipvae import IPVAE, IPVAEConfig, ipvae_from_arrays, n_exp_for
-from ..library.blocks.coder import distance
 from ..backends.torch.blocks.lca import lca_infer
 from ..core.data import train_test
-from tqdm import tqdm
+from ..core.io import atomic_write_bytes, atomic_write_json
+from ..library.blocks.coder import distance, r2_per_image, r2_pooled
 from .ipvae import lca_learn
-from ..library.blocks.coder import r2_per_image, r2_pooled
 
 
 @dataclass

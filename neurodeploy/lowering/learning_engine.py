@@ -104,14 +104,13 @@ What does not match, or is not supported
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..core.errors import CompileError, NotImplementedYet
-import itertools
-from ..library.plasticity.canonical import Term
-import dataclasses
 from ..library.plasticity.canonical import Term, Trace
 
 __all__ = [

@@ -28,15 +28,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 
-from ..library import materialize as mat
+from ..core.errors import CompileError
 from ..ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
+from ..library import materialize as mat
 from ..library.endpoints import endpoints
 from ..library.neurons import NEURONS, get_neuron
 from ..library.plasticity import lowering
 from .learning_engine import canonical_encoding, stdp_bounds, third_factor_encoding
-from scipy import sparse
-from ..core.errors import CompileError
 
 SUPPORTED_MODELS = ("lif", "cuba_lif", "if")
 #: bound on the (neurons x steps) spike array a Lava RingBuffer source holds in memory
@@ -228,6 +228,15 @@ def lower_population(net: Network, pop, current: np.ndarray | None) -> LoweredPo
         v_reset=float(v_reset), reset_mode=reset_mode, refractory_steps=n_ref, input_drop=input_drop,
         v_offset=float(offset), u_scale=float(u_scale), weight_factor=float(wfac),
         v0=init["v"] - offset, u0=u0, tau_m=float(p.tau_m), tau_syn=tau_syn, dt=dt)
+
+
+def initial_values(net: Network, pop, low: LoweredPopulation) -> tuple[np.ndarray, np.ndarray]:
+    """(v0, u0) of population ``pop`` in the Loihi form ``low``, drawn with ``net``'s seed: the
+    same change of variables as :func:`lower_population` (``v - v_offset``; ``u = u_scale I``), so
+    a batch of trials with other seeds needs the lowering once, not once per trial."""
+    init = mat.initial_state(net, pop)
+    u0 = low.u_scale * init["I"] if "I" in init and low.u_scale else np.zeros(pop.size)
+    return init["v"] - low.v_offset, u0
 
 
 def lower(net: Network) -> LoweredNetwork:

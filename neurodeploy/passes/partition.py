@@ -107,14 +107,14 @@ from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
-from ..library import materialize
 from ..core.errors import CompileError
+from ..core.io import atomic_write_json
+from ..core.targets import Target
 from ..ir.nodes import Network, Population, Projection
+from ..library import materialize
 from ..library.endpoints import endpoints
 from ..library.materialize import SynapseData
-from ..core.targets import Target
 from .base import Compilation, PassReport
-from ..core.io import atomic_write_json
 
 __all__ = [
     "CoreMap",

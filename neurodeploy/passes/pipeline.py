@@ -44,7 +44,6 @@ from .partition import Partition
 from .place import Place
 from .quantize import Quantize
 
-
 #: what ``neurodeploy compile`` runs, in order
 PASSES = (Expand(), Place(), Lower(), Quantize(), Partition())
 #: what a run on a Loihi-form backend (Lava, the torch emulator) needs: no placement, no cores

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..lowering.loihi import LoweredNetwork, LoweredPopulation, LoweredProjection, learning_checks
 from ..core.errors import CompileError
+from ..lowering.loihi import LoweredNetwork, LoweredPopulation, LoweredProjection, learning_checks
 from .base import Compilation, PassReport
 
 HEADROOM = 4.0  # |v| may reach HEADROOM x the largest of |vth|, |v_reset|, |v0|, steady-state bias

@@ -12,10 +12,6 @@ import math
 from typing import Iterator
 
 from ..core.errors import IRError, Problem, did_you_mean
-from ..library.blocks import BLOCKS
-from ..library.endpoints import algebraic_order, endpoints
-from ..library.neurons import NEURONS
-from ..library.plasticity import RULES
 from ..ir.nodes import (
     MAX_DENSE_SYNAPSES,
     MAX_POPULATION_SIZE,
@@ -27,6 +23,10 @@ from ..ir.nodes import (
     PoissonStimulus,
     SpikeTimesStimulus,
 )
+from ..library.blocks import BLOCKS
+from ..library.endpoints import algebraic_order, endpoints
+from ..library.neurons import NEURONS
+from ..library.plasticity import RULES
 
 SIGNS = ("excitatory", "inhibitory", "mixed")
 CONNECTIVITY = ("dense", "one_to_one", "random", "sparse")

@@ -13,21 +13,21 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..library.blocks import BLOCKS
 from ..core.data import DATASETS, TRANSFORMS, DataError, array_header, dataset_shape, transformed_shape
 from ..core.errors import Diagnostic, SpecError, format_path, one_of
-from ..ir import nodes as ir
 from ..core.limits import MAX_ARRAY_ELEMENTS
+from ..core.params import REQUIRED, param_infos
+from ..core.reader import Reader
+from ..core.source import YList, YMap, YScalar, load_yaml_file
+from ..core.units import Dim
+from ..ir import nodes as ir
 from ..ir.serialize import _plain, to_dict
+from ..library.blocks import BLOCKS
+from ..library.neurons import NEURONS
+from ..library.plasticity import RULES
 from .checks import CONNECTIVITY, SIGNS, problems
 from .models import resolve
 from .overrides import apply_overrides
-from ..library.neurons import NEURONS
-from ..core.params import REQUIRED, param_infos
-from ..library.plasticity import RULES
-from ..core.units import Dim
-from ..core.reader import Reader
-from ..core.source import YList, YMap, YScalar, load_yaml_file
 
 SPEC_VERSIONS = (1,)
 TOP_KEYS = ["neurodeploy", "name", "description", "simulation", "populations", "stimuli",

@@ -14,10 +14,9 @@ import numpy as np
 
 from ..core.errors import UsageError
 from ..core.result import Result
+from ..ir import Probe
 from . import metrics as M
 from .tolerances import Tolerances
-from ..ir import Probe
-
 
 #: bound on the (step, neuron) cells of the spike rasters held in memory (1 byte each, x2 runs)
 MAX_CELLS = 500_000_000

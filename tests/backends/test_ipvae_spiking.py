@@ -21,7 +21,7 @@ from neurodeploy.library.blocks.ipvae.fixed import (
     seed_states,
 )
 from neurodeploy.library.blocks.ipvae.reference import ipvae_step
-from neurodeploy.library.neurons.graded import softclamp_upper_np
+from neurodeploy.library.blocks.ipvae.neuron import softclamp_upper_np
 from tests.backends.helpers import assert_fixed_run_matches_reference
 
 N_STAT = 64  # held-out digits for the statistical checks

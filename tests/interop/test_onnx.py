@@ -14,17 +14,19 @@ torch = pytest.importorskip("torch")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from neurodeploy.interop.onnx import (
+from neurodeploy.core.data.onnx import (
     Graph,
     OnnxImportError,
-    ipvae_rate_model,
-    lca_model,
-    linear_decoder_model,
     load_model,
-    rate_network_model,
     read_dense_layers,
     read_linear_decoder,
     run_dense_layers,
+)
+from neurodeploy.interop.onnx import (
+    ipvae_rate_model,
+    lca_model,
+    linear_decoder_model,
+    rate_network_model,
     run_onnxruntime,
     save_model,
 )

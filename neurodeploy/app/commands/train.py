@@ -28,19 +28,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import yaml
 
+from ...backends.torch.simulator import pick_device
+from ...core.data import train_test
 from ...core.errors import SpecError, UsageError
+from ...core.io import atomic_write_bytes, atomic_write_text
 from ...core.reader import Reader
 from ...core.source import load_yaml_file
-from ...learn.train import TrainConfig
-from ...core.io import atomic_write_bytes
-import yaml
-from ...core.data import train_test
 from ...interop.onnx import ipvae_rate_model, linear_decoder_model, run_onnxruntime, save_model
-from ...core.io import atomic_write_text
-from ...learn.train import evaluate_ipvae, evaluate_lca, train, write_json
-from ...backends.torch.simulator import pick_device
 from ...learn.plots import plot_all
+from ...learn.train import TrainConfig, evaluate_ipvae, evaluate_lca, train, write_json
 
 DATASET_NAMES = ("digits", "patches8", "patches16")
 TRAIN_KEYS = {  # key -> (kind, lo, hi)

@@ -22,6 +22,7 @@ Code generation: Cython when Cython and a C compiler are present, numpy otherwis
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import shutil
 import tempfile
@@ -29,18 +30,17 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
-from ...library import materialize as mat
 from ...core.errors import BackendError
-from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
+from ...core.result import Result, SpikeTrains, Trace
+from ...core.units import _eval_unit
+from ...core.versions import versions
+from ...ir.nodes import ArrayStimulus, Block, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
+from ...library import materialize as mat
 from ...library.endpoints import endpoints
 from ...library.neurons import NEURONS, get_neuron
 from ...library.plasticity import lowering
-from ...core.result import Result, SpikeTrains, Trace
-import importlib.util
-from ...core.units import _eval_unit
-from tqdm import tqdm
-from ...core.versions import versions
 
 log = logging.getLogger("neurodeploy.brian2")
 
@@ -71,7 +71,7 @@ def supports(net: Network, node) -> tuple[bool, str]:
         why = _canonical_problem(lowering(pr.rule, pr.params, net.simulation.dt))
         if why:
             return False, f"plasticity rule '{pr.rule}': {why}"
-    if hasattr(node, "kind") and getattr(node, "kind", None) in ("ipvae", "lca"):
+    if isinstance(node, Block):
         return False, "blocks are expanded and run by `neurodeploy eval` (neurodeploy.passes.expand)"
     model = NEURONS.get(getattr(node, "model", None) or "")
     if model is not None and model.graded:

@@ -4,6 +4,7 @@ rule maps onto the engine and what was measured against lava-nc 0.10.0."""
 
 from __future__ import annotations
 
+from ...core.compat.lava import ensure_lava_importable
 from ...lowering.learning_engine import (
     DEFAULT_MAX_IMPULSE,
     THIRD_FACTOR_Y_TAU,
@@ -11,7 +12,6 @@ from ...lowering.learning_engine import (
     stdp_encoding,
     third_factor_encoding,
 )
-from ...core.compat.lava import ensure_lava_importable
 
 
 def stdp_rule(params: dict, dt: float, weight_factor: float, fixed: bool,

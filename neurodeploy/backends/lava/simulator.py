@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse as sp
 
 from ...core.compat.lava import ensure_lava_importable
 from ...core.errors import BackendError, NotImplementedYet
@@ -25,15 +26,12 @@ from ...core.result import Result
 from ...core.targets import Target
 from ...core.versions import versions
 from ...ir.nodes import Network
+from ...lowering.learning_engine import stdp_bounds, third_factor_encoding
 from ...lowering.loihi import LoweredNetwork, third_factor_targets, weight_scale
 from ...lowering.loihi_result import loihi_result
 from ...passes.pipeline import lower_for
-from . import procs as ndlif
-from . import procs3f
-from ...lowering.learning_engine import third_factor_encoding
+from . import procs as ndlif, procs3f
 from .learning import canonical_rule, stdp_rule, third_factor_rule
-from ...lowering.learning_engine import stdp_bounds
-from scipy import sparse as sp
 
 log = logging.getLogger("neurodeploy.lava")
 

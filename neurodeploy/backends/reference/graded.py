@@ -21,9 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.errors import UsageError
-from ...ir.nodes import ArrayRef, ArrayStimulus, Network
-from ...ir.serialize import _build
-from ...library.endpoints import algebraic_order, endpoints
+from ...ir.nodes import ArrayStimulus, Network
+from ...library.endpoints import algebraic_order
 from ...library.materialize import dense_weights, population_params
 from ...library.neurons import get_neuron
 

@@ -20,12 +20,12 @@ import time
 import numpy as np
 from scipy import sparse
 
+from ...core.result import Result, SpikeTrains, Trace
+from ...ir.nodes import ArrayStimulus, Network, PoissonStimulus, SpikeTimesStimulus
 from ...library import materialize as mat
-from ...ir.nodes import Network, PoissonStimulus, SpikeTimesStimulus, ArrayStimulus
 from ...library.endpoints import endpoints
 from ...library.neurons import get_neuron
 from ...library.plasticity import lowering
-from ...core.result import Result, SpikeTrains, Trace
 from ...library.plasticity.canonical import SynapseState
 
 

@@ -36,6 +36,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from ...core.errors import BackendError, NotImplementedYet
 from ...core.result import Result, Trace
@@ -46,11 +47,15 @@ from ...library import materialize as mat
 from ...library.neurons import get_neuron
 from ...library.plasticity import lowering
 from ...library.plasticity.canonical import SynapseState
-from ...lowering.loihi import Unsupported, attach_plasticity, constant_currents, lower_population
-from ...lowering.loihi import unsupported_nodes as lava_unsupported
+from ...lowering.loihi import (
+    Unsupported,
+    attach_plasticity,
+    initial_values,
+    lower_population,
+    unsupported_nodes as lava_unsupported,
+)
 from ...lowering.loihi_result import loihi_result
 from ...passes.pipeline import lower_for
-from tqdm import tqdm
 
 SINCE_NEVER = 2**30
 #: connections up to this many (pre x post) elements use a dense matmul, larger ones sparse CSR
@@ -179,7 +184,6 @@ class TorchSim:
         self.steps = steps = low.steps + 1
         self.trials = trials = [dataclasses.replace(net, simulation=dataclasses.replace(net.simulation, seed=s))
                                 for s in seeds]
-        currents = constant_currents(_lava_form(net))
         varying = varying_currents(net)
         drive_pops = {s.target for s in varying}
         # bound what is held per (step, trial, neuron) before allocating it: inputs, drives, records
@@ -196,11 +200,11 @@ class TorchSim:
         pops = self.pops = {}
         for name, p in low.populations.items():
             pop_ir = next(x for x in net.populations if x.name == name)
-            inits = [lower_population(tr, pop_ir, currents.get(name)) for tr in trials]
+            v0s, u0s = zip(*(initial_values(tr, pop_ir, p) for tr in trials))  # per trial
             if fixed:
                 qp = q.populations[name]
-                v0 = np.stack([np.rint(i.v0 * qp.K) for i in inits]).astype(np.int64)
-                u0 = np.stack([np.rint(i.u0 * qp.K) for i in inits]).astype(np.int64)
+                v0 = np.stack([np.rint(v * qp.K) for v in v0s]).astype(np.int64)
+                u0 = np.stack([np.rint(u * qp.K) for u in u0s]).astype(np.int64)
                 bias_exp = qp.bias_exp.astype(np.int64)
                 eff_bias = np.where(bias_exp >= 0, qp.bias_mant.astype(np.int64) << np.maximum(bias_exp, 0),
                                     qp.bias_mant.astype(np.int64) >> np.maximum(-bias_exp, 0))
@@ -208,8 +212,8 @@ class TorchSim:
                          du=4096 - (qp.du + 1), dv=4096 - qp.dv, vth=int(qp.vth) << 6,
                          bias=torch.tensor(eff_bias, device=device), v_reset=int(qp.v_reset))
             else:
-                P = dict(u=torch.tensor(np.stack([i.u0 for i in inits]), dtype=fdtype, device=device),
-                         v=torch.tensor(np.stack([i.v0 for i in inits]), dtype=fdtype, device=device),
+                P = dict(u=torch.tensor(np.stack(u0s), dtype=fdtype, device=device),
+                         v=torch.tensor(np.stack(v0s), dtype=fdtype, device=device),
                          du=1.0 - p.du, dv=1.0 - p.dv, vth=p.vth,
                          bias=torch.tensor(p.bias, dtype=fdtype, device=device), v_reset=p.v_reset)
             P.update(since=torch.full((B, p.size), SINCE_NEVER, dtype=torch.int64, device=device),

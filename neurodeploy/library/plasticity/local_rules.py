@@ -20,9 +20,9 @@ of the torch experiments (their third factor ``r`` has no spec-level source yet)
 
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from ...core.params import param
 from .base import Lowering, PlasticityRuleDef, register_rule

@@ -17,8 +17,7 @@ from ...ir.nodes import (
     SpikeTimesStimulus,
     Weights,
 )
-from .base import PlasticityRuleDef, register_rule
-from .base import Lowering
+from .base import Lowering, PlasticityRuleDef, register_rule
 from .canonical import CanonicalRule, Term, Trace
 
 

@@ -5,8 +5,8 @@ a separate run from the initial state."""
 
 from __future__ import annotations
 
-from ...base import BlockLowering, register_block_lowering
 from ....library.blocks.ipvae.reference import run_ipvae_chunks
+from ...base import BlockLowering, register_block_lowering
 from .ipvae_lateral import iteration_code, run_ipvae_brian2  # noqa: F401  (the lateral network's API)
 from .ipvae_pc import run_ipvae_pc_brian2
 

@@ -32,8 +32,7 @@ import time
 import numpy as np
 
 from neurodeploy.library.blocks.coder import chunks
-from neurodeploy.library.blocks.ipvae.reference import ipvae_result, prepare_run
-from neurodeploy.library.blocks.ipvae.reference import AVG_TAU
+from neurodeploy.library.blocks.ipvae.reference import AVG_TAU, ipvae_result, prepare_run
 
 
 def _cap_code(var: str, c: str, soft: bool) -> str:

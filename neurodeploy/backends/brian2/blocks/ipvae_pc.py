@@ -58,8 +58,7 @@ import numpy as np
 
 from neurodeploy.backends.brian2.blocks.ipvae_lateral import iteration_code
 from neurodeploy.library.blocks.coder import chunks
-from neurodeploy.library.blocks.ipvae.reference import ipvae_result, prepare_run
-from neurodeploy.library.blocks.ipvae.reference import AVG_TAU
+from neurodeploy.library.blocks.ipvae.reference import AVG_TAU, ipvae_result, prepare_run
 
 #: (``when``, ``order``) of the three per-step operations, in execution order (module doc)
 FEEDBACK_SLOT = ("groups", -2)

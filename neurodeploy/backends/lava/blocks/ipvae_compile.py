@@ -51,28 +51,32 @@ from pathlib import Path
 
 import numpy as np
 
+from ....core.data import TEST_SIZES
 from ....core.errors import CompileError, NotImplementedYet
+from ....core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ....core.targets import Target
+from ....core.versions import versions
+from ....ir import to_json
 from ....ir.nodes import Network
 from ....library.blocks.coder import Coder, block_images, find_coder
-from ....core.data import TEST_SIZES
-from ....library.blocks.ipvae.reference import average_counts, drive, ipvae_result, lateral_matrix
-from ....library.blocks.ipvae.fixed import float_update
-from ....library.blocks.ipvae.reference import average_counts, drive, ipvae_result
-from ....library.blocks.ipvae.fixed import fixed_step, seed_states
-from ....library.blocks.ipvae.reference import average_counts, ipvae_result
-from ....library.blocks.ipvae.pc_fixed import errors_fixed
-from ....library.blocks.ipvae.fixed import fixed_format
-from ....library.blocks.ipvae.fixed import CORE_MEMORY_BYTES, count_table_bytes
-from ....library.blocks.ipvae.reference import ipvae_params, lateral_matrix
-from ....library.blocks.ipvae.fixed import DEFAULT_SAMPLER, SAMPLERS, fixed_format
-from ....library.blocks.ipvae.fixed import SOFTPLUS_RANGE, UNIFORM_BITS, count_tables, quantize_weights
-from ....library.blocks.ipvae.fixed import count_table
+from ....library.blocks.ipvae.fixed import (
+    CORE_MEMORY_BYTES,
+    DEFAULT_SAMPLER,
+    SAMPLERS,
+    SOFTPLUS_RANGE,
+    UNIFORM_BITS,
+    count_table,
+    count_table_bytes,
+    count_tables,
+    fixed_format,
+    fixed_step,
+    float_update,
+    quantize_weights,
+    seed_states,
+)
 from ....library.blocks.ipvae.pc import run_ipvae_pc, synapse_counts
-from ....library.blocks.ipvae.pc_fixed import pc_fixed_constants
-from ....core.versions import versions
-from ....core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from ....ir import to_json
+from ....library.blocks.ipvae.pc_fixed import errors_fixed, pc_fixed_constants
+from ....library.blocks.ipvae.reference import average_counts, drive, ipvae_params, ipvae_result, lateral_matrix
 from ....passes.expand import expand
 
 MEASURE_IMAGES = 64

@@ -5,10 +5,11 @@ Absolute imports only (Lava's model discovery executes this file under a bare na
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from neurodeploy.core.compat.lava import ensure_lava_importable
-import sys
 
 ensure_lava_importable()
 

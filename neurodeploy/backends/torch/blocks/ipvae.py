@@ -16,15 +16,20 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import poisson
 
 from ....core.errors import NotImplementedYet
 from ....library.blocks.coder import r2_per_image, r2_pooled
-from ....library.blocks.ipvae.reference import AVG_TAU, U_MIN, average_counts, ipvae_params, ipvae_result, run_ipvae_chunks
+from ....library.blocks.ipvae.reference import (
+    AVG_TAU,
+    U_MIN,
+    average_counts,
+    ipvae_params,
+    ipvae_result,
+    run_ipvae_chunks,
+)
 from ...base import BlockLowering, register_block_lowering
 from ..simulator import pick_device
 from .ipvae_fixed import run_ipvae_torch_fixed
-
 
 SIGMA_LIM = 3.45  # sigma = exp(3.45 tanh(s / 3.45))
 
@@ -52,6 +57,8 @@ def relaxed_poisson(rate, temperature: float, n_exp: int, generator=None):
 
 def n_exp_for(max_rate: float, p: float = 1e-3, lo: int = 8, hi: int = 96) -> int:
     """Number of arrival times so that P(count > n_exp) < p at the largest rate."""
+    from scipy.stats import poisson
+
     n = int(poisson.ppf(1.0 - p, max(float(max_rate), 1e-6))) + 1
     return int(min(max(n, lo), hi))
 

@@ -40,20 +40,20 @@ import time
 
 import numpy as np
 
+from neurodeploy.backends.torch.simulator import pick_device
 from neurodeploy.library.blocks.coder import chunks
-from neurodeploy.library.blocks.ipvae.reference import ipvae_result, prepare_run
-from neurodeploy.library.blocks.ipvae.fixed import DEFAULT_SAMPLER, fixed_format
 from neurodeploy.library.blocks.ipvae.fixed import (
+    DEFAULT_SAMPLER,
     SOFTPLUS_RANGE,
     UNIFORM_BITS,
     FixedFormat,
     count_table,
+    fixed_format,
     quantize_weights,
     seed_states,
     softplus_table,
 )
-from neurodeploy.library.blocks.ipvae.reference import AVG_TAU
-from neurodeploy.backends.torch.simulator import pick_device
+from neurodeploy.library.blocks.ipvae.reference import AVG_TAU, ipvae_result, prepare_run
 
 __all__ = ["run_ipvae_torch_fixed"]
 

@@ -38,8 +38,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from neurodeploy.library.neurons.graded import softclamp_upper_np
-from scipy.stats import poisson
+from neurodeploy.library.blocks.ipvae.neuron import softclamp_upper_np
 from neurodeploy.library.blocks.ipvae.reference import average_counts
 
 UNIFORM_BITS = 24
@@ -160,6 +159,8 @@ def count_tables(fmt: FixedFormat) -> tuple[np.ndarray, np.ndarray]:
     u = np.arange(lo, hi + 1) / (1 << fmt.lut_bits)
     rates = np.exp(u)
     n = np.arange(fmt.count_max)
+    from scipy.stats import poisson
+
     cdf = poisson.cdf(n[None, :], rates[:, None])
     cdf_q = np.floor(cdf * (1 << UNIFORM_BITS)).astype(np.int32)
     return rates, cdf_q

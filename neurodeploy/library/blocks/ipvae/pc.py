@@ -41,9 +41,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurodeploy.library.blocks.ipvae.reference import average_counts, ipvae_params, ipvae_result
-from neurodeploy.library.blocks.ipvae.reference import U_MIN
-from neurodeploy.library.neurons.graded import poisson_counts, softclamp_upper_np
+from neurodeploy.library.blocks.ipvae.neuron import poisson_counts, softclamp_upper_np
+from neurodeploy.library.blocks.ipvae.reference import U_MIN, average_counts, ipvae_params, ipvae_result
 
 __all__ = ["error_units", "latent_update", "ipvae_pc_step", "run_ipvae_pc", "kp_update",
            "kp_alignment_demo", "synapse_counts"]

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...neurons.graded import poisson_counts, softclamp_upper_np
 from ..coder import r2_per_image, r2_pooled, run_in_chunks
-
+from .neuron import poisson_counts, softclamp_upper_np
 
 # --- the iteration (the oracle of every backend) -------------------------------------------
 

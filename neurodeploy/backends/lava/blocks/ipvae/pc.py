@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 from scipy.sparse import block_diag
 
 from neurodeploy.backends.lava.procs import lazy_attribute

@@ -22,11 +22,11 @@ from lava.magma.core.model.py.type import LavaPyType  # noqa: E402
 from lava.magma.core.resources import CPU  # noqa: E402
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
 
-from neurodeploy.library.blocks.ipvae.pc import latent_update  # noqa: E402
-from neurodeploy.backends.lava.blocks.ipvae.pc_process import IPVAEErrors, IPVAEPCLatents  # noqa: E402
-from neurodeploy.library.blocks.ipvae.pc_fixed import errors_fixed  # noqa: E402
 from neurodeploy.backends.lava.blocks.ipvae.models import fixed_latent_setup  # noqa: E402
+from neurodeploy.backends.lava.blocks.ipvae.pc_process import IPVAEErrors, IPVAEPCLatents  # noqa: E402
 from neurodeploy.library.blocks.ipvae.fixed import fixed_step  # noqa: E402
+from neurodeploy.library.blocks.ipvae.pc import latent_update  # noqa: E402
+from neurodeploy.library.blocks.ipvae.pc_fixed import errors_fixed  # noqa: E402
 
 __all__ = ["PyIPVAEErrorsFixed", "PyIPVAEErrorsFloat", "PyIPVAEPCLatentsFixed", "PyIPVAEPCLatentsFloat"]
 
