@@ -23,11 +23,14 @@ from .app.api import (
     compile,
     deploy,
     evaluate,
+    export_model,
+    import_model,
     load,
     placement,
     run,
     simulate,
     targets,
+    train,
     validate,
     write_result,
 )
@@ -36,6 +39,6 @@ from .core.result import Result
 from .core.versions import __version__
 
 __all__ = ["__version__", "ir", "load", "check", "compile", "simulate", "build", "placement", "evaluate", "run",
-           "validate", "deploy", "targets", "backend", "write_result", "Result", "Compiled", "Deployment",
+           "validate", "deploy", "targets", "backend", "write_result", "import_model", "export_model", "train", "Result", "Compiled", "Deployment",
            "Evaluation", "RunOutputs", "NeurodeployError", "SpecError", "CompileError", "BackendError",
            "NotImplementedYet", "UsageError"]

@@ -21,11 +21,15 @@ from typing import Any, Callable
 
 from ..backends import dispatch
 from ..backends.base import Backend, block_lowering, get_backend
-from ..core.errors import Diagnostic, UsageError
+from ..core.errors import Diagnostic, Span, SpecError, UsageError
+from ..core.io import atomic_write_json
 from ..core.plot import raster_and_traces
 from ..core.result import Result
 from ..core.targets import Target, available_targets, load_target
+from ..interop.nir import export_nir, import_nir, read_inputs
+from ..interop.onnx import export_onnx, import_onnx
 from ..ir.nodes import Network
+from ..learn.run import train_from_spec
 from ..library.blocks.coder import Coder, find_coder, has_coder
 from ..passes.base import Compilation
 from ..passes.pipeline import write
@@ -337,6 +341,61 @@ def deploy(spec, target, out, *, allow_fallback: bool = True, log: Log | None = 
     return Deployment(compiled, write_result(result, out))
 
 
+# --- interchange and training -------------------------------------------------------------------
+
+FORMATS = (".nir", ".onnx")
+
+
+def _format(path, what: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise UsageError(f"{what} {str(path)!r}: unknown format {suffix or '(no suffix)'!r}; "
+                         f"expected one of {', '.join(FORMATS)}")
+    return suffix[1:]
+
+
+def import_model(file, out, *, dt: float | None = None, steps: int | None = None, time_unit: str = "auto",
+                 input=None, repair: bool = False, onnx_as: str = "auto", report=None) -> dict:
+    """Convert a NIR graph or an ONNX model (by suffix) into a spec at ``out`` (plus an ``.npz`` of
+    its arrays). NIR (docs/interop.md): ``dt`` (s), ``steps``, ``time_unit`` of the file's time
+    constants, ``input`` (a .npy/.csv of input spikes), ``repair``; ``report``: also write the
+    import report there. ONNX: ``onnx_as`` ``auto``, ``decoder`` or ``dense``. Returns
+    ``{"format", "network", "report"}`` (NIR) or ``{"format", "written"}`` (ONNX)."""
+    fmt = _format(file, "input file")
+    if not Path(file).exists():
+        raise SpecError([Diagnostic("ND100", "file not found", Span(str(file)))])
+    if fmt == "onnx":
+        return {"format": fmt, "written": import_onnx(file, out, onnx_as)}
+    inputs = read_inputs(input) if input else None
+    net, rep = import_nir(file, out, dt=dt, first_columns=str(input or "").endswith(".csv"), steps=steps,
+                          time_unit=time_unit or "auto", inputs=inputs, repair=repair)
+    if report:
+        atomic_write_json(report, rep)
+    return {"format": fmt, "network": net, "report": rep}
+
+
+def export_model(spec, out, *, time_unit: str = "s", onnx_iterations: int | None = None, report=None) -> dict:
+    """Write ``spec`` as a NIR graph or (its ipvae block, rate form unrolled) an ONNX model, by
+    ``out``'s suffix. Returns ``{"format", "report"}`` (NIR: what NIR cannot carry; also written
+    to ``report``) or ``{"format", "written"}`` (ONNX)."""
+    fmt = _format(out, "output file")
+    if fmt == "onnx":
+        return {"format": fmt, "written": export_onnx(spec, out, onnx_iterations)}
+    rep = export_nir(spec, out, time_unit=time_unit or "s")
+    if report:
+        atomic_write_json(report, rep)
+    return {"format": fmt, "report": rep}
+
+
+def train(spec, out=None, *, epochs: int | None = None, device: str = "auto", threads: int | None = None,
+          progress: bool = True, plots: bool = True) -> dict:
+    """Train the coder of a training file (models/train/*.yaml; docs/ipvae.md) on the fallback
+    (PyTorch, CUDA when present); writes the decoder, ONNX files, a deployable spec, metrics and
+    plots into ``out`` (default ``out/train/<name>``) and returns the metrics."""
+    return train_from_spec(spec, out, epochs=epochs, device=device, threads=threads, progress=progress,
+                           plots=plots)
+
+
 # --- validating ----------------------------------------------------------------------------------
 
 def validate(spec, target, out, *, reference="brian2", tolerances=None, reuse: bool = False,
@@ -366,4 +425,5 @@ def validate(spec, target, out, *, reference="brian2", tolerances=None, reuse: b
 
 
 __all__ = ["Compiled", "Deployment", "Evaluation", "RunOutputs", "backend", "build", "check", "compile", "deploy",
-           "evaluate", "load", "placement", "run", "simulate", "targets", "validate", "write_result"]
+           "evaluate", "export_model", "import_model", "load", "placement", "run", "simulate", "targets", "train",
+           "validate", "write_result"]

@@ -42,8 +42,7 @@ import yaml
 from scipy import sparse
 
 from ..core.errors import Diagnostic, NotImplementedYet, Span, SpecError, UsageError
-from ..core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from ..core.units import UnitParseError, parse_quantity
+from ..core.io import atomic_write_bytes, atomic_write_text
 from ..ir import CurrentStimulus, SpikeTimesStimulus
 from ..ir.nodes import MAX_POPULATION_SIZE
 from ..library import materialize as mat
@@ -977,94 +976,4 @@ def export_nir(net, path, *, time_unit: str = "s") -> dict:
 # CLI
 
 
-def _add(sp, *flags, **kw) -> None:
-    """Add an option unless another interchange module already added it (shared, generic names)."""
-    if any(f in sp._option_string_actions for f in flags):
-        return
-    sp.add_argument(*flags, **kw)
-
-
-def add_import_arguments(sp) -> None:
-    g = sp.add_argument_group("NIR import options")
-    _add(g, "--dt", metavar="TIME", default=None,
-         help="simulation time step, e.g. '0.1 ms' (default: the graph's neurodeploy metadata, else 0.1 ms); "
-              "NIR's spike-as-one-step-pulse convention makes weights depend on it")
-    _add(g, "--steps", type=int, default=None, help=f"simulation steps (default {DEFAULT_STEPS})")
-    _add(g, "--time-unit", choices=["auto", "s", "ms", "step"], default="auto",
-         help="unit of the file's time constants and delays (auto: a heuristic, see docs/interop.md)")
-    _add(g, "--input", metavar="FILE", default=None,
-         help="spikes for the graph's Input: .npy or .csv, shape (steps, neurons), 0/1 per step (a CSV with "
-              "more columns than the Input has neurons: the first ones, as in the NIR paper's CSVs)")
-    _add(g, "--repair", action="store_true",
-         help="read a file that fails NIR's type check (shapes checked by element count instead)")
-    _add(g, "--report", metavar="FILE", default=None, help="also write the report as JSON")
-    _add(g, "--json", action="store_true", help="print machine-readable output")
-
-
-def add_export_arguments(sp) -> None:
-    g = sp.add_argument_group("NIR export options")
-    _add(g, "--time-unit", choices=["s", "ms"], default="s", help="unit of exported time constants (default s)")
-    _add(g, "--report", metavar="FILE", default=None, help="also write the report of dropped fields as JSON")
-    _add(g, "--json", action="store_true", help="print machine-readable output")
-
-
-def _parse_dt(text) -> float | None:
-    if text is None:
-        return None
-
-    try:
-        val, dims = parse_quantity(str(text), None)
-    except UnitParseError as e:
-        raise UsageError(f"--dt {text!r}: {e}") from None
-    import brian2
-
-    if dims != brian2.second.dim:
-        raise UsageError(f"--dt {text!r} is not a time; write e.g. '0.1 ms'")
-    if not val > 0:
-        raise UsageError(f"--dt {text!r} must be > 0")
-    return float(val)
-
-
-def _print_table(report: dict, title: str) -> None:
-    print(title)
-    for k, v in report["nodes"].items():
-        print(f"  {k:<24} -> {v if isinstance(v, str) else v['becomes']}")
-    for key in ("dropped", "approximated"):
-        for d in report[key]:
-            print(f"  {key}: {d['node']}: {d['what']} ({d['why']})")
-    for n in report.get("notes", []):
-        print(f"  note: {n.get('node', n.get('what', ''))}: {n['detail']}")
-
-
-def run_import(args) -> int:
-    inputs = None
-    if getattr(args, "input", None):
-        inputs = read_inputs(args.input)
-    net, report = import_nir(args.file, args.out, dt=_parse_dt(getattr(args, "dt", None)),
-                             first_columns=str(getattr(args, "input", "")).endswith(".csv"),
-                             steps=getattr(args, "steps", None), time_unit=getattr(args, "time_unit", "auto") or "auto",
-                             inputs=inputs, repair=bool(getattr(args, "repair", False)))
-    if getattr(args, "report", None):
-        atomic_write_json(args.report, report)
-    if getattr(args, "json", False):
-        print(json.dumps({"ok": True, "spec": str(args.out), "report": report}, indent=2, default=str))
-    else:
-        _print_table(report, f"{args.file} -> {args.out} ({len(net.populations)} populations, "
-                             f"{len(net.projections)} projections, {len(net.stimuli)} stimuli; time unit "
-                             f"{report['time_unit']['unit']}: {report['time_unit']['reason']})")
-    return 0
-
-
-def run_export(args) -> int:
-    report = export_nir(args.spec, args.out, time_unit=getattr(args, "time_unit", "s") or "s")
-    if getattr(args, "report", None):
-        atomic_write_json(args.report, report)
-    if getattr(args, "json", False):
-        print(json.dumps({"ok": True, "file": str(args.out), "report": report}, indent=2, default=str))
-    else:
-        _print_table(report, f"{args.spec} -> {args.out}")
-    return 0
-
-
-__all__ = ["Imported", "convert", "export_nir", "import_nir", "read_graph", "write_spec",
-           "add_import_arguments", "add_export_arguments", "run_import", "run_export"]
+__all__ = ["Imported", "convert", "export_nir", "import_nir", "read_graph", "read_inputs", "write_spec"]

@@ -26,6 +26,7 @@ import yaml
 from ..core.data.onnx import OnnxImportError, read_dense_layers, read_linear_decoder
 from ..core.errors import Diagnostic, Span, SpecError, UsageError
 from ..core.io import atomic_write_bytes, atomic_write_text
+from ..ir.nodes import Network
 from ..library.blocks.coder import find_coder, has_coder
 from ..spec import load
 
@@ -165,32 +166,25 @@ def linear_decoder_model(Phi) -> "onnx.ModelProto":
 
 # --- CLI ------------------------------------------------------------------------------------
 
-def add_import_arguments(sp) -> None:
-    sp.add_argument("--onnx-as", choices=("auto", "decoder", "dense"), default="auto",
-                    help="ONNX: read the graph as a linear ipvae decoder or as dense layers (default: auto)")
-
-
-def add_export_arguments(sp) -> None:
-    sp.add_argument("--onnx-iterations", type=int, metavar="T", default=None,
-                    help="ONNX: iterations to unroll (default: the ipvae block's 'iterations')")
-
 
 def _spec_error(e: OnnxImportError, file: str) -> SpecError:
     return SpecError([Diagnostic(e.code, e.message, Span(str(file)), hint=e.hint)])
 
 
-def run_import(args) -> int:
-    """``neurodeploy import net.onnx -o out.yaml``: a linear graph becomes ``out.npz`` (key Phi)
-    plus a spec snippet with an ipvae block using it; a dense chain becomes ``out.npz`` with
-    W0, b0, W1, ... and the layer list printed (rate networks have no spec form yet)."""
-    src, out = Path(args.file), Path(args.out)
+def import_onnx(path, out, as_: str = "auto") -> dict:
+    """Convert ONNX file ``path`` for neurodeploy, written next to ``out`` (a spec path): a linear
+    graph (``as_="decoder"``, or ``auto`` when linear and bias-free) becomes ``out.npz`` (key Phi)
+    and a spec snippet with an ipvae block using it; a dense chain (``as_="dense"``) becomes
+    ``out.npz`` with W0, b0, W1, ... and the layer list (rate networks have no spec form yet).
+    Returns what was written: ``{"kind", "spec", "weights", ...}``."""
+    src, out = Path(path), Path(out)
+    if as_ not in ("auto", "decoder", "dense"):
+        raise UsageError(f"ONNX import as {as_!r}: expected auto, decoder or dense")
     try:
-        as_ = getattr(args, "onnx_as", "auto")
         layers = read_dense_layers(src) if as_ != "decoder" else None
         linear = layers is not None and all(L["activation"] == "Identity" and not np.any(L["b"]) for L in layers)
         if as_ == "decoder" or (as_ == "auto" and linear):
             Phi = read_linear_decoder(src)
-
             buf = io.BytesIO()
             np.savez(buf, Phi=Phi)
             npz = out.with_suffix(".npz")
@@ -202,11 +196,9 @@ def run_import(args) -> int:
                     f"# decoder Phi: {M} pixels x {K} latents; add a stimulus named 'image' of size {M}\n"
                     + yaml.safe_dump({"blocks": [block]}, sort_keys=False))
             atomic_write_text(out, text)
-            print(f"wrote {out} and {npz} (linear decoder, {M} x {K})")
-            return 0
+            return {"kind": "decoder", "spec": str(out), "weights": str(npz), "shape": [int(M), int(K)]}
     except OnnxImportError as e:
         raise _spec_error(e, src) from None
-
     buf = io.BytesIO()
     np.savez(buf, **{f"{k}{i}": L[k] for i, L in enumerate(layers) for k in ("W", "b")})
     npz = out.with_suffix(".npz")
@@ -216,21 +208,19 @@ def run_import(args) -> int:
     atomic_write_text(out, "# dense rate network imported from " + src.name
                       + "\n# (rate networks have no population form in the spec yet; weights in the .npz)\n"
                       + yaml.safe_dump({"dense_layers": desc}, sort_keys=False))
-    print(f"wrote {out} and {npz} ({len(layers)} dense layers)")
-    return 0
+    return {"kind": "dense", "spec": str(out), "weights": str(npz), "layers": desc}
 
 
-def run_export(args) -> int:
-    """``neurodeploy export SPEC -o model.onnx``: SPEC's ipvae block (rate form, unrolled)."""
-    net = load(args.spec)
+def export_onnx(spec, out, iterations: int | None = None) -> dict:
+    """Write the spec's ipvae block (rate form, unrolled over ``iterations``, default the block's)
+    as ONNX at ``out``; returns ``{"file", "block", "iterations"}``."""
+    net = spec if isinstance(spec, Network) else load(spec)
     if not has_coder(net, "ipvae"):
-        raise UsageError(f"{args.spec}: ONNX export needs an 'ipvae' block (dense rate networks are exported "
+        raise UsageError(f"{spec}: ONNX export needs an 'ipvae' block (dense rate networks are exported "
                          "from Python with rate_network_model)")
     coder = find_coder(net, "ipvae")
-    arrays, T = coder.arrays, int(coder.params["iterations"])
-    T = args.onnx_iterations or T
+    T = int(iterations or coder.params["iterations"])
     if T < 1 or T > 10_000:
         raise UsageError(f"--onnx-iterations {T}: expected 1..10000")
-    save_model(ipvae_rate_model(arrays, T), args.out)
-    print(f"wrote {args.out} (iP-VAE rate form, {T} iterations, block '{coder.name}')")
-    return 0
+    save_model(ipvae_rate_model(coder.arrays, T), out)
+    return {"file": str(out), "block": coder.name, "iterations": T}

@@ -165,3 +165,11 @@ def test_the_examples_in_docs_api_run(tmp_path, monkeypatch):
     for code in blocks:
         exec(compile(code.replace('"out/', f'"{tmp_path}/'), "docs/api.md", "exec"), ns)
     assert ns["report"]["verdict"]["pass"] and ns["e"].metrics["results"][0]["r2"] > 0.65
+
+
+def test_importing_neurodeploy_loads_no_simulator():
+    """The API is importable without Brian2, Lava or torch being loaded (they load on first use)."""
+    code = ("import sys, neurodeploy; print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'brian2', 'lava', 'torch', 'pandas', 'matplotlib', 'onnx', 'nir'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -35,7 +35,7 @@ def test_missing_keys_and_version(tmp_path, capsys):
 def test_shipped_training_files_are_valid():
     from pathlib import Path
 
-    from neurodeploy.app.commands.train import read_train_spec
+    from neurodeploy.learn.run import read_train_spec
 
     files = sorted(Path("models/train").glob("*.yaml"))
     assert files

@@ -26,7 +26,9 @@ LAYERS = [
     ("lowering", ["lowering"]),
     ("passes", ["passes"]),
     ("backends", ["backends"]),
-    ("uses", ["interop", "learn", "validation"]),
+    ("interop", ["interop"]),
+    ("learn", ["learn"]),
+    ("validation", ["validation"]),
     ("app", ["app"]),
 ]
 #: the facade modules above everything: the public API re-exported, ``python -m neurodeploy``
