@@ -120,7 +120,7 @@ def batched(n: int, trials: int, s: int) -> dict:
 
 def _dense_shapes(net):
     from neurodeploy.backends.torch.simulator import DENSE_MAX_ELEMENTS
-    from neurodeploy.spec.checks import endpoints
+    from neurodeploy.library.endpoints import endpoints
 
     eps = endpoints(net)
     for pr in net.projections:

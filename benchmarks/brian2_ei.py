@@ -51,7 +51,7 @@ def scaled(n: int, duration: float):
     sim = dataclasses.replace(base.simulation, steps=int(round(duration / base.simulation.dt)))
     net = dataclasses.replace(base, name=f"ei_{n}", populations=pops, projections=tuple(projs), simulation=sim,
                               probes=tuple(p for p in base.probes if p.variable == "spikes"))
-    return nd.ir.verify(net)
+    return nd.spec.verify(net)
 
 
 def _timed(net, target: str):
