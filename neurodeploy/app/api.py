@@ -295,6 +295,9 @@ def run(spec, target, out, *, duration=None, seed: int | None = None, overrides=
     b = get_backend(t.backend)
     opts = b.options(options, **kw)
     if has_coder(net):
+        if duration is not None:
+            raise UsageError("a coder runs its block's iterations on each image; --duration does not apply "
+                             "(`neurodeploy eval SPEC --iterations T ...` sets how many)")
         return evaluate(net, t, out, log=log, device=device, progress=bool(getattr(opts, "progress", False)))
     extra = b.describe(t, opts)
     (log or _quiet)(f"running {net.name} on {t.name}: {net.simulation.steps} steps of "

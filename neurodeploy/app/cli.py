@@ -185,14 +185,9 @@ def _say(args):
     return lambda msg: print(msg, file=sys.stderr)
 
 
-def _overrides(args) -> dict:
-    """--set KEY=VALUE (repeatable), --duration and --seed as spec overrides."""
-    out = dict(parse_assignments(getattr(args, "set", None) or []))
-    if getattr(args, "duration", None) is not None:
-        out["simulation.duration"] = args.duration
-    if getattr(args, "seed", None) is not None:
-        out["simulation.seed"] = str(args.seed)
-    return out
+def _overrides(args) -> dict | None:
+    """--set KEY=VALUE (repeatable) as spec overrides (--duration and --seed go to the API as such)."""
+    return dict(parse_assignments(getattr(args, "set", None) or [])) or None
 
 
 def _options(args, target) -> object:
@@ -223,7 +218,8 @@ def cmd_compile(args) -> int:
 
 
 def cmd_run(args) -> int:
-    out = api.run(args.spec, args.target, args.out, overrides=_overrides(args), plot=args.plot,
+    out = api.run(args.spec, args.target, args.out, overrides=_overrides(args), duration=args.duration,
+                  seed=args.seed, plot=args.plot,
                   allow_fallback=not args.no_fallback, log=_say(args), device=args.torch_device,
                   options=_options(args, args.target))
     _show(args, out)
@@ -236,7 +232,7 @@ def cmd_eval(args) -> int:
         return EXIT_USAGE
     out = api.evaluate(args.spec, args.target, args.out, images=args.images, iterations=args.iterations,
                        seed=args.seed, batch=args.batch, device=args.torch_device,
-                       progress=not (args.json or args.quiet), overrides=_overrides(args) or None, log=_say(args))
+                       progress=not (args.json or args.quiet), overrides=_overrides(args), log=_say(args))
     _show(args, out)
     return EXIT_OK
 

@@ -822,7 +822,6 @@ def export_nir(net, path, *, time_unit: str = "s") -> dict:
             d["value"] = value
         report["dropped"].append(d)
 
-
     what = graded_parts(net)
     if what:
         raise NotImplementedYet(

@@ -92,7 +92,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, progress: bool = True, log=prin
     and at the end). Returns (model, history list)."""
     import torch
 
-
     out = Path(out_dir)
     torch.manual_seed(cfg.seed)
     device = device or (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
@@ -190,7 +189,6 @@ def evaluate_lca(X_train, X_test, lambdas, K: int, epochs: int = 10, n_iter: int
     """LCA baseline: learn one dictionary (at ``learn_lambda``, default the median of the sweep),
     then sweep lambda for inference. Returns (Phi, rows)."""
     import torch
-
 
     lam_learn = float(np.median(lambdas)) if learn_lambda is None else learn_lambda
     Phi = lca_learn(X_train, K, lam_learn, epochs=epochs, seed=seed, progress=progress,

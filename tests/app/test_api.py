@@ -173,3 +173,17 @@ def test_importing_neurodeploy_loads_no_simulator():
             "{'brian2', 'lava', 'torch', 'pandas', 'matplotlib', 'onnx', 'nir'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cli_validate_takes_the_overrides_and_a_coder_refuses_a_duration(tmp_path, capsys):
+    import json
+
+    rc = cli.main(["validate", "single_lif", "-t", "torch", "-o", str(tmp_path / "v"), "--duration", "20 ms",
+                   "--set", "neuron.tau_m=15 ms", "--json"])
+    assert rc == 0, capsys.readouterr().err
+    capsys.readouterr()
+    ref = json.loads((tmp_path / "v" / "reference" / "summary.json").read_text())
+    assert ref["steps"] == 200 and ref["populations"]["neuron"]["spikes"] == 0  # tau_m 15 ms: no spike by 20 ms
+    rc = cli.main(["run", "models/ipvae/ipvae_digits.yaml", "-t", "torch", "-o", str(tmp_path / "c"),
+                   "--duration", "10 ms"])
+    assert rc == 2 and "--iterations" in capsys.readouterr().err and not (tmp_path / "c").exists()

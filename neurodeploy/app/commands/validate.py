@@ -61,10 +61,10 @@ def _print_summary(report: dict) -> None:
 
 
 def run(args, overrides: dict | None = None) -> int:
-    """``neurodeploy validate``; ``overrides``: the command line's --set/--duration/--seed."""
+    """``neurodeploy validate``; ``overrides``: the command line's --set."""
     quiet = bool(args.json)
     if args.compare:
-        if args.spec or args.target or overrides:
+        if args.spec or args.target or overrides or args.duration or args.seed is not None:
             raise UsageError("--compare takes two result.npz files; give no SPEC, --target or overrides with it")
         report = compare_files(args.compare[0], args.compare[1], args.out, args.tolerance_file, quiet)
     else:
@@ -72,7 +72,8 @@ def run(args, overrides: dict | None = None) -> int:
             raise UsageError("validate needs SPEC and --target (or --compare REF_NPZ TARGET_NPZ)")
         report = api.validate(args.spec, args.target, args.out, reference=args.reference,
                               tolerances=args.tolerance_file, reuse=args.reuse, steps=args.steps,
-                              overrides=overrides or None, codegen=args.codegen, device=args.torch_device,
+                              duration=args.duration, seed=args.seed, overrides=overrides,
+                              codegen=args.codegen, device=args.torch_device,
                               log=None if quiet else _log)
     if args.json:
         print(json.dumps({"ok": report["verdict"]["pass"], "report": report}, indent=2, default=str))

@@ -398,7 +398,6 @@ def _canonical(rule, wunit: str, target_var: str, sign: float, dt: float, modula
 def _collect(net: Network, built: Built, target: str, wall: float) -> Result:
     import brian2 as b2
 
-
     dt = net.simulation.dt
     res = Result(net.name, "brian2", target, dt, net.simulation.steps, net.simulation.seed,
                  wall_time_s=wall, versions=versions())

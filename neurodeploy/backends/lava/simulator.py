@@ -101,7 +101,6 @@ def _learning_dense(pr, q, dt: float, procs: dict):
     from lava.proc.dense.process import LearningDense
     from lava.utils.weightutils import SignMode
 
-
     fixed = q is not None
     if fixed:
         qp = q.projections[pr.name]

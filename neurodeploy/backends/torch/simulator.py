@@ -173,7 +173,6 @@ class TorchSim:
                  external: frozenset = frozenset(), record_all_spikes: bool = False):
         import torch
 
-
         self.net, self.target, self.device, self.seeds = net, target, device, seeds
         self.low, self.q = lower(net, target)
         low, q = self.low, self.q

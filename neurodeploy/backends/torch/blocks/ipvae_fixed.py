@@ -152,7 +152,6 @@ def run_ipvae_torch_fixed(arrays: dict, X, T: int, seed: int = 0, batch: int | N
     """
     import torch
 
-
     dev = pick_device(device)
     st = prepare_run(arrays, X, T, seed, "exact", z0)
     p, X, B, K, D, W, rng, z0, T = st.p, st.X, st.B, st.K, st.D, st.W, st.rng, st.z0, st.T
