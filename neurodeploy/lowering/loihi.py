@@ -148,7 +148,8 @@ def unsupported_nodes(net: Network) -> list[Unsupported]:
         if why:
             out.append(Unsupported(pr.name, why))
     for b in net.blocks:
-        out.append(Unsupported(b.name, "blocks must be expanded first (the expand pass lands with the iP-VAE issue)"))
+        out.append(Unsupported(b.name, "blocks are expanded first (neurodeploy.passes.expand); a coder is "
+                                       "evaluated with `neurodeploy eval`"))
     return out
 
 

@@ -1,6 +1,7 @@
 """High-level blocks: parametrised sub-networks that the ``expand`` pass turns into
 populations and projections. Each block kind declares its parameters on a dataclass (the spec
-schema is derived from it). The expansion itself lands with the issue that owns each block.
+schema is derived from it), its expansion, and (coders) how its expanded form is recognised and
+scored; the backends run it through their block lowerings (:mod:`neurodeploy.backends.base`).
 """
 
 from __future__ import annotations
