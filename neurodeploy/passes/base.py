@@ -57,10 +57,6 @@ class Compilation:
     def timings(self) -> dict[str, float]:
         return {f"{name}_s": r.seconds for name, r in self.reports.items()}
 
-    @property
-    def warnings(self) -> list[str]:
-        return [w for r in self.reports.values() for w in r.warnings]
-
 
 class Pass(Protocol):
     name: ClassVar[str]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends.base import block_lowering
+from ..backends.base import block_lowering, get_backend
 from ..core.errors import UsageError
 from ..core.io import atomic_write_json
 from ..core.plot import pyplot, save_figure
@@ -52,7 +52,8 @@ def evaluate(coder: Coder, X, target: Target, Ts, seed: int = 0, progress: bool 
     M = np.asarray(coder.arrays["Phi"]).shape[0]
     if X.shape[1] != M:
         raise UsageError(f"images have {X.shape[1]} pixels, the decoder expects {M}")
-    raw = low.run(coder, X, Ts, target, seed=seed, batch=batch, progress=progress, device=torch_device)
+    raw = get_backend(target.backend).run_block(coder, X, Ts, target, seed=seed, batch=batch, progress=progress,
+                                                device=torch_device)
     rows, xhat = [], {}
     for T in Ts:
         row, xhat[T] = coder.block.row(coder, X, T, raw[T])

@@ -25,7 +25,7 @@ from ...core.data import DATASETS, TEST_SIZES, DataError, load_array
 from ...core.errors import NotImplementedYet, UsageError
 from ...ir.nodes import ArrayStimulus, Network
 from ..materialize import dense_weights, frame_steps, population_params
-from ..neurons import NEURONS
+from ..neurons.graded import populations_of
 from .base import BLOCKS, expand_blocks
 
 #: relative tolerance of the structure check (weights equal to the pattern up to rounding)
@@ -216,7 +216,7 @@ def find_coder(net: Network, kind: str | None = None, name: str | None = None) -
         if kind is None:
             raise UsageError(f"spec '{net.name}' has coders of kinds {', '.join(kinds)}; evaluating several "
                              "is not supported")
-    spiking = spiking_populations(net)
+    spiking = populations_of(net, graded=False)
     if spiking and has_coder(net, kind):
         raise NotImplementedYet(
             f"spec '{net.name}' has spiking populations ({', '.join(spiking)}) next to its {kind} coder: "
@@ -229,10 +229,6 @@ def find_coder(net: Network, kind: str | None = None, name: str | None = None) -
         raise UsageError(f"spec '{net.name}' has {len(found)} {kind} coders "
                          f"({', '.join(c.name for c in found)}); evaluating several is not supported")
     return found[0]
-
-
-def spiking_populations(net: Network) -> list[str]:
-    return [p.name for p in net.populations if p.model in NEURONS and not NEURONS[p.model].graded]
 
 
 # --- input images ------------------------------------------------------------------------------
