@@ -84,7 +84,7 @@ class FixedFormat:
         return 1 << self.frac_bits
 
     def q(self, x) -> np.ndarray:
-        """Float -> Q units (round half away from zero)."""
+        """Float -> Q units, rounded to nearest with ties to even (``np.round``)."""
         return np.round(np.asarray(x, np.float64) * self.one).astype(np.int64)
 
     @property

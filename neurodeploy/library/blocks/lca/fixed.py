@@ -5,7 +5,7 @@ Fixed-point format (:class:`LCAFixedFormat`)
 --------------------------------------------
 * potentials ``v``, activities ``a``, the drive ``Phi^T x`` and the threshold ``lam`` are integers
   in units of ``2^-frac_bits`` (Q-format; default ``frac_bits = 10``). The drive is computed on
-  the host in float and rounded to Q units (half away from zero), ``lam`` likewise;
+  the host in float and rounded to Q units (to nearest, ties to even), ``lam`` likewise;
 * ``v`` is a ``v_bits`` (24) signed register: saturated to ``[-2^(v_bits-1), 2^(v_bits-1) - 1]``
   (saturations are counted);
 * the activity ``a = max(v - lam, 0)`` is the graded-spike payload, clipped to
@@ -68,7 +68,7 @@ class LCAFixedFormat:
         return 1 << self.frac_bits
 
     def q(self, x) -> np.ndarray:
-        """Float -> Q units (round half away from zero)."""
+        """Float -> Q units, rounded to nearest with ties to even (``np.round``)."""
         return np.round(np.asarray(x, np.float64) * self.one).astype(np.int64)
 
     def to_float(self, x_q) -> np.ndarray:
