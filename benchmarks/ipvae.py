@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from neurodeploy.core.data import train_test  # noqa: E402
 from neurodeploy.library.blocks.coder import distance, r2_per_image, r2_pooled
 from neurodeploy.library.blocks.ipvae.reference import ipvae_step  # noqa: E402
-from neurodeploy.learn.train import evaluate_ipvae  # noqa: E402
+from neurodeploy.learn.train import evaluate_ipvae_seeds, mean_se  # noqa: E402
 
 TS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
 LAMBDAS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5)
@@ -87,30 +87,8 @@ def lca_sweep(Phi, X, lambdas, n_iter=200, dt_tau=0.1):
     return rows
 
 
-def mean_se(values) -> tuple[float, float]:
-    v = np.asarray(values, np.float64)
-    return float(v.mean()), (float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan"))
-
-
-KEYS = ("r2", "r2_pooled", "r2_rate", "r2_avg", "zeros", "du_norm", "u_max", "d", "d_rate")
-
-
 def ipvae_over_seeds(arrays, X, Ts, seeds, device):
-    """evaluate_ipvae with each seed (its own Poisson stream): per T the mean and standard error
-    over seeds of every statistic (``<key>`` and ``<key>_se``), plus the per-seed rows."""
-    per_seed = []
-    for s in range(seeds):
-        rows = evaluate_ipvae(arrays, X, Ts, seed=s, device=device)
-        for r in rows:  # the paper's d_MAP: decoding the rates exp(u) instead of the sampled counts
-            r["d_rate"] = distance(r["r2_rate"], r["zeros"])
-        per_seed.append(rows)
-    agg = []
-    for i, r0 in enumerate(per_seed[0]):
-        row = {"T": r0["T"], "seeds": seeds}
-        for k in KEYS:
-            row[k], row[k + "_se"] = mean_se([p[i][k] for p in per_seed])
-        agg.append(row)
-    return agg, per_seed
+    return evaluate_ipvae_seeds(arrays, X, Ts, seeds, device=device)
 
 
 def lca_validated(Phi, X_val, X_test, lambdas):

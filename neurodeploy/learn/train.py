@@ -184,6 +184,36 @@ def evaluate_ipvae(model_or_arrays, X_test, Ts=(1, 2, 4, 8, 16, 32, 64, 128, 256
     return rows
 
 
+SEED_KEYS = ("r2", "r2_pooled", "r2_rate", "r2_avg", "zeros", "du_norm", "u_max", "d", "d_rate")
+
+
+def mean_se(values) -> tuple[float, float]:
+    """Mean and standard error of the mean (nan for a single value)."""
+    v = np.asarray(values, np.float64)
+    return float(v.mean()), (float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan"))
+
+
+def evaluate_ipvae_seeds(model_or_arrays, X_test, Ts, seeds: int = 5, mode: str = "exact",
+                         device=None) -> tuple[list[dict], list[list[dict]]]:
+    """:func:`evaluate_ipvae` with ``seeds`` independent Poisson streams (seeds 0 .. seeds-1):
+    per T the mean over seeds of every statistic and its standard error (``<key>_se``), plus
+    ``d_rate`` (d decoding the rates, the paper's d_MAP). Returns (aggregated rows, per-seed
+    rows) so paired comparisons between Ts (same images, same seed) stay possible."""
+    per_seed = []
+    for s in range(int(seeds)):
+        rows = evaluate_ipvae(model_or_arrays, X_test, Ts, seed=s, mode=mode, device=device)
+        for r in rows:
+            r["d_rate"] = distance(r["r2_rate"], r["zeros"])
+        per_seed.append(rows)
+    agg = []
+    for i, r0 in enumerate(per_seed[0]):
+        row = {"T": r0["T"], "seeds": int(seeds)}
+        for k in SEED_KEYS:
+            row[k], row[k + "_se"] = mean_se([p[i][k] for p in per_seed])
+        agg.append(row)
+    return agg, per_seed
+
+
 def evaluate_lca(X_train, X_test, lambdas, K: int, epochs: int = 10, n_iter: int = 200,
                  dt_tau: float = 0.1, seed: int = 0, progress: bool = False, learn_lambda=None):
     """LCA baseline: learn one dictionary (at ``learn_lambda``, default the median of the sweep),
