@@ -86,7 +86,7 @@ def run(net: Network, target: Target, plan, progress: bool = True) -> Result:
     t0 = time.perf_counter()
     link = Bridge(sim, listens, speaks)
     data = _simulate_or_fail(f"the hybrid Lava + torch run of '{net.name}' failed", low, q, lava_net,
-                             hybrid=link)
+                             hybrid=link, progress=progress)
     wall = time.perf_counter() - t0
     res = loihi_result(lava_net, low, q, target, data, wall)
     sim.load(link.flat[: sim.record_size()])

@@ -26,6 +26,15 @@ def test_hybrid_float_run_equals_the_reference_spike_for_spike():
     assert ref.counts["out"].sum() > 50  # the Lava population does fire, partly from torch's spikes
 
 
+def test_hybrid_run_with_a_progress_bar_is_chunked_and_equals_one_run():
+    """progress=True runs the Lava part in chunks (a bar between them); the torch part in its
+    bridge process keeps its state across them, so the spikes equal the reference's."""
+    net = nd.load(HYBRID)
+    ref = reference.simulate(net)
+    got = simulate(net, load_target("lava"), progress=True)
+    assert_same_as_reference(got, ref)
+
+
 def test_cli_hybrid_run_on_loihi2_sim(tmp_path, capsys):
     from neurodeploy.app import cli
 
