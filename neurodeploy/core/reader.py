@@ -161,6 +161,10 @@ class Reader:
         if v is None:
             return default
         v = float(v)
+        if not math.isfinite(v):  # YAML's .nan / .inf
+            self.error("ND205", node, path, f"{'NaN' if math.isnan(v) else 'infinity'} is not allowed here",
+                       "NaN and infinity are not allowed in a spec; write a number")
+            return default
         return self._range(node, path, v, lo, hi, lo_exclusive, default, str(v))
 
     def boolean(self, node, path, default=False) -> bool:

@@ -137,9 +137,41 @@ def read_text(path: str | Path, display: str | None = None) -> tuple[SourceFile,
     return src, []
 
 
+class _TooDeep(Exception):
+    def __init__(self, mark):
+        super().__init__("nesting too deep")
+        self.mark = mark
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader whose composer counts nesting. The composer recurses once per level
+    (its scanner and parser do not), so a 10,000-deep ``[[[[...`` would exhaust Python's stack
+    before anything could look at it; here composing stops at the first node deeper than
+    :data:`MAX_DEPTH` (the root is depth 0), having read no further than that node."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._nd_depth = 0
+
+    def compose_node(self, parent, index):
+        self._nd_depth += 1
+        try:
+            if self._nd_depth > MAX_DEPTH + 1:
+                raise _TooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._nd_depth -= 1
+
+
+def _too_deep(src: SourceFile, mark) -> Diagnostic:
+    return src.diag("ND102", _span(src, mark), f"nesting deeper than {MAX_DEPTH} levels",
+                    hint="a spec needs only a few levels of lists and mappings; is a bracket or an "
+                         "indentation wrong?")
+
+
 def parse_yaml(src: SourceFile) -> tuple[YNode | None, list[Diagnostic]]:
     """Parse ``src.text`` into located nodes. Returns (root or None, diagnostics)."""
-    loader = yaml.SafeLoader(src.text)
+    loader = _DepthLimitedLoader(src.text)
     diags: list[Diagnostic] = []
     try:
         if not loader.check_node():
@@ -154,6 +186,8 @@ def parse_yaml(src: SourceFile) -> tuple[YNode | None, list[Diagnostic]]:
             return None, [src.diag("ND105", where,
                                    "a spec file holds one YAML document; found a second one",
                                    hint="remove the '---' separator or split the file")]
+    except _TooDeep as e:
+        return None, [_too_deep(src, e.mark)]
     except yaml.MarkedYAMLError as e:
         return None, [_syntax_diag(src, e)]
     except yaml.YAMLError as e:  # reader errors (control characters) etc.
@@ -216,8 +250,8 @@ class _Walker:
                 "ND102", span, f"document expands to more than {MAX_NODES} nodes",
                 hint="anchors/aliases that multiply content are not allowed"))
             raise _TooBig
-        if depth > MAX_DEPTH:
-            self.diags.append(self.src.diag("ND102", span, f"nesting deeper than {MAX_DEPTH} levels"))
+        if depth > MAX_DEPTH:  # through aliases: the composer has seen each level only once
+            self.diags.append(_too_deep(self.src, node.start_mark))
             raise _TooBig
         if id(node) in stack:
             self.diags.append(self.src.diag("ND107", span, "recursive alias",

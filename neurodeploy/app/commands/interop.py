@@ -7,8 +7,10 @@ carry an ``--onnx-`` prefix)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from ...core.errors import UsageError
+from ...core.data import DataError, array_header
+from ...core.errors import Diagnostic, SpecError, Span, UsageError
 from ...core.units import Dim, UnitParseError, parse_quantity
 from .. import api
 
@@ -68,9 +70,41 @@ def _print_table(report: dict, title: str) -> None:
         print(f"  note: {n.get('node', n.get('what', ''))}: {n['detail']}")
 
 
+def _bad_input(path, code: str, message: str, hint: str | None = None) -> SpecError:
+    return SpecError([Diagnostic(code, message, Span(str(path)), "--input", hint)])
+
+
+def check_input_file(path) -> None:
+    """``--input``: a bad file is invalid input (exit 1, :class:`SpecError` naming it), not a usage
+    error. An .npy is checked like a spec's array files (header, size, every value finite)."""
+    p = Path(path)
+    if not p.exists():
+        raise _bad_input(path, "ND600", "--input file not found", "check the path (relative to the current directory)")
+    if not p.is_file():
+        raise _bad_input(path, "ND600", "--input is not a file")
+    if p.suffix not in (".npy", ".csv"):
+        raise _bad_input(path, "ND601", f"--input '{p.name}' is neither .npy nor .csv",
+                         "spikes as an array (steps, neurons) of 0/1: numpy.save(...) or a CSV")
+    if p.suffix == ".npy":
+        try:
+            array_header(p)
+        except DataError as e:
+            raise _bad_input(path, e.code, f"--input {e.message}", e.hint) from None
+
+
 def run_import(args) -> int:
-    done = api.import_model(args.file, args.out, dt=_parse_dt(args.dt), steps=args.steps, time_unit=args.time_unit,
-                            input=args.input, repair=args.repair, onnx_as=args.onnx_as, report=args.report)
+    dt = _parse_dt(args.dt)
+    if args.input:
+        check_input_file(args.input)
+    try:
+        done = api.import_model(args.file, args.out, dt=dt, steps=args.steps, time_unit=args.time_unit,
+                                input=args.input, repair=args.repair, onnx_as=args.onnx_as, report=args.report)
+    except UsageError as e:
+        # what the importer's reader says about the --input file itself (a CSV that is not numeric,
+        # not a (steps, neurons) array) is invalid input too
+        if args.input and str(e).startswith(f"--input {args.input}:"):
+            raise _bad_input(args.input, "ND601", str(e)) from None
+        raise
     if done["format"] == "onnx":
         w = done["written"]
         what = (f"linear decoder, {w['shape'][0]} x {w['shape'][1]}" if w["kind"] == "decoder"
