@@ -34,7 +34,7 @@ import yaml
 from ..backends.torch.simulator import pick_device
 from ..core.data import train_test
 from ..core.errors import SpecError, UsageError
-from ..core.io import atomic_write_bytes, atomic_write_text
+from ..core.io import atomic_write_bytes, atomic_write_text, output_dir
 from ..core.reader import Reader
 from ..core.source import load_yaml_file
 from ..interop.onnx import ipvae_rate_model, linear_decoder_model, run_onnxruntime, save_model
@@ -154,6 +154,12 @@ def deploy_spec_text(name: str, arrays: dict, npz_name: str, dataset: str, sampl
     return head + yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)
 
 
+#: files of a training run that are not always written (removed from an output directory that a new
+#: run does not write them into)
+TRAIN_FILES = ("lca_dictionary.npz", "dictionary.png", "reconstructions.png", "curves.png", "plane.png",
+               "lca_dictionary.png")
+
+
 def train_from_spec(spec, out=None, *, epochs: int | None = None, device: str = "auto",
                     threads: int | None = None, progress: bool = True, plots: bool = True) -> dict:
     """Train the coder of training file ``spec`` (format in the module doc) into ``out`` (default
@@ -171,50 +177,53 @@ def train_from_spec(spec, out=None, *, epochs: int | None = None, device: str = 
         torch.set_num_threads(threads)
 
     device = pick_device(device)
-    out = Path(out or Path("out/train") / cfg.name)
-    out.mkdir(parents=True, exist_ok=True)
-    X_train, X_test = train_test(cfg.dataset)
-    if cfg.eval_samples:
-        X_test = X_test[:cfg.eval_samples]
-    t0 = time.time()
-    model, history = train(cfg, out, progress=progress, device=device, X_train=X_train)
-    train_s = time.time() - t0
-    model.eval()
-    arrays = model.export_arrays()
-    _save_npz(out / "decoder.npz", arrays)
-    save_model(linear_decoder_model(arrays["Phi"]), out / "decoder.onnx")
-    rate = ipvae_rate_model(arrays, cfg.T_train)
-    save_model(rate, out / "ipvae_rate.onnx")
-    # check the ONNX rate form against torch on a few held-out inputs
-    xs = torch.as_tensor(X_test[:32], dtype=torch.float32)
-    with torch.no_grad():
-        u_t, _, _ = model.cpu().infer(xs, cfg.T_train, mode="rate")
-        want = (torch.exp(u_t) @ model.Phi.T).numpy()
-    got = run_onnxruntime(rate, {"x": X_test[:32]})["xhat"]
-    onnx_err = float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-12))
-    n_total = len(train_test(cfg.dataset)[0])
-    samples = list(range(n_total, n_total + min(len(X_test), 16)))
-    atomic_write_text(out / f"{cfg.name}.yaml",
-                      deploy_spec_text(cfg.name, arrays, "decoder.npz", cfg.dataset, samples,
-                                       deploy["iterations"], cfg.beta))
-    t1 = time.time()
-    rows = evaluate_ipvae(model.to(device), X_test, cfg.eval_T, seed=cfg.seed)
-    eval_s = time.time() - t1
-    metrics = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-               "device": str(device), "train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1),
-               "onnx_rate_max_rel_err": onnx_err, "history": history, "ipvae": rows,
-               "eta": float(arrays["eta"]), "sigma_mean": float(np.mean(arrays["sigma"]))}
-    lca_Phi = None
-    if cfg.lca_lambdas:
-        t2 = time.time()
-        lca_Phi, lca_rows = evaluate_lca(X_train, X_test, cfg.lca_lambdas, cfg.latent, epochs=cfg.lca_epochs,
-                                         seed=cfg.seed, progress=progress)
-        metrics["lca"] = lca_rows
-        metrics["lca_seconds"] = round(time.time() - t2, 1)
-        _save_npz(out / "lca_dictionary.npz", {"Phi": lca_Phi})
-    write_json(out / "metrics.json", metrics)
-    if plots:
-        plot_all(out, model.cpu(), X_test, rows, metrics.get("lca"), lca_Phi, cfg)
-    return {**metrics, "out": str(out), "name": cfg.name}
+    final = out if out is not None else Path("out/train") / cfg.name
+    # all or nothing (core.io.output_dir): checked and locked before training, written into a staging
+    # directory, moved into place at the end (metrics.json last); Ctrl-C leaves `final` as it was
+    with output_dir(final, marker="metrics.json", owns=TRAIN_FILES) as st:
+        out = st.path
+        X_train, X_test = train_test(cfg.dataset)
+        if cfg.eval_samples:
+            X_test = X_test[:cfg.eval_samples]
+        t0 = time.time()
+        model, history = train(cfg, out, progress=progress, device=device, X_train=X_train)
+        train_s = time.time() - t0
+        model.eval()
+        arrays = model.export_arrays()
+        _save_npz(out / "decoder.npz", arrays)
+        save_model(linear_decoder_model(arrays["Phi"]), out / "decoder.onnx")
+        rate = ipvae_rate_model(arrays, cfg.T_train)
+        save_model(rate, out / "ipvae_rate.onnx")
+        # check the ONNX rate form against torch on a few held-out inputs
+        xs = torch.as_tensor(X_test[:32], dtype=torch.float32)
+        with torch.no_grad():
+            u_t, _, _ = model.cpu().infer(xs, cfg.T_train, mode="rate")
+            want = (torch.exp(u_t) @ model.Phi.T).numpy()
+        got = run_onnxruntime(rate, {"x": X_test[:32]})["xhat"]
+        onnx_err = float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-12))
+        n_total = len(train_test(cfg.dataset)[0])
+        samples = list(range(n_total, n_total + min(len(X_test), 16)))
+        atomic_write_text(out / f"{cfg.name}.yaml",
+                          deploy_spec_text(cfg.name, arrays, "decoder.npz", cfg.dataset, samples,
+                                           deploy["iterations"], cfg.beta))
+        t1 = time.time()
+        rows = evaluate_ipvae(model.to(device), X_test, cfg.eval_T, seed=cfg.seed)
+        eval_s = time.time() - t1
+        metrics = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+                   "device": str(device), "train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1),
+                   "onnx_rate_max_rel_err": onnx_err, "history": history, "ipvae": rows,
+                   "eta": float(arrays["eta"]), "sigma_mean": float(np.mean(arrays["sigma"]))}
+        lca_Phi = None
+        if cfg.lca_lambdas:
+            t2 = time.time()
+            lca_Phi, lca_rows = evaluate_lca(X_train, X_test, cfg.lca_lambdas, cfg.latent, epochs=cfg.lca_epochs,
+                                             seed=cfg.seed, progress=progress)
+            metrics["lca"] = lca_rows
+            metrics["lca_seconds"] = round(time.time() - t2, 1)
+            _save_npz(out / "lca_dictionary.npz", {"Phi": lca_Phi})
+        write_json(out / "metrics.json", metrics)
+        if plots:
+            plot_all(out, model.cpu(), X_test, rows, metrics.get("lca"), lca_Phi, cfg)
+    return {**metrics, "out": str(final), "name": cfg.name}
 
 

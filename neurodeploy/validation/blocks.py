@@ -24,12 +24,16 @@ import numpy as np
 
 from ..backends.base import block_lowering, get_backend
 from ..core.errors import UsageError
-from ..core.io import atomic_write_json
+from ..core.io import Staged, atomic_write_json, output_dir
 from ..core.plot import pyplot, save_figure
 from ..core.targets import Target
 from ..core.versions import versions
 from ..ir.nodes import Network
 from ..library.blocks.coder import Coder, block_images, find_coder
+
+
+#: what an evaluation writes: ``metrics.json`` is its marker (present exactly when it finished)
+MARKER, FILES = "metrics.json", ("reconstructions.png",)
 
 
 def check(coder: Coder, target: Target):
@@ -89,17 +93,24 @@ def plot_reconstructions(X, xhat: dict, path, n: int = 8, title: str = "") -> Pa
 def eval_to_dir(net: Network, target: Target, out_dir, images: int | None = None, iterations=None,
                 seed: int = 0, progress: bool = False, torch_device: str = "auto",
                 batch: int | None = None, block_name: str | None = None, coder: Coder | None = None) -> dict:
-    """Evaluate the spec's coder on ``target``; writes ``DIR/metrics.json`` (atomically) and
-    ``DIR/reconstructions.png``. Returns the metrics dict (plus ``files``). ``coder``: already
-    found (:func:`find_coder`)."""
+    """Evaluate the spec's coder on ``target``; writes ``DIR/metrics.json`` and
+    ``DIR/reconstructions.png`` all or nothing (:func:`~neurodeploy.core.io.output_dir`: checked
+    and locked before anything runs, moved into place at the end, ``metrics.json`` last). Returns
+    the metrics dict (plus ``files``). ``coder``: already found (:func:`find_coder`)."""
     coder = coder if coder is not None else find_coder(net, None, block_name)
     check(coder, target)  # unsupported targets fail before any data is loaded
+    with output_dir(out_dir, marker=MARKER, owns=FILES) as st:
+        return _eval_into(net, target, st, coder, images, iterations, seed, progress, torch_device, batch)
+
+
+def _eval_into(net, target, st: Staged, coder: Coder, images, iterations, seed, progress, torch_device,
+               batch) -> dict:
+    out = st.path
     X, desc = block_images(net, coder, images)
     Ts = list(iterations) if iterations else [int(coder.params["iterations"])]
     t0 = time.perf_counter()
     res = evaluate(coder, X, target, Ts, seed=seed, progress=progress, torch_device=torch_device, batch=batch)
     bdef = coder.block
-    out = Path(out_dir)
     metrics = {"network": net.name, "block": coder.name, "target": target.name, "runner": res["runner"],
                **bdef.metadata(coder)}
     if len(bdef.forms) > 1:
@@ -107,11 +118,11 @@ def eval_to_dir(net: Network, target: Target, out_dir, images: int | None = None
     metrics.update({"images": desc, "seed": seed, "iterations": sorted({int(t) for t in Ts}),
                     "results": res["rows"], "wall_s": round(time.perf_counter() - t0, 3),
                     "definitions": dict(bdef.definitions), "versions": versions()})
-    files = {"metrics": out / "metrics.json"}
+    files = {"metrics": out / MARKER}
     plot = plot_reconstructions(X, res["xhat"], out / "reconstructions.png",
                                 title=f"{net.name}{bdef.title()} on {target.name}")
     if plot is not None:
         files["plot"] = plot
-    metrics["files"] = {k: str(v) for k, v in files.items()}
+    metrics["files"] = {k: str(st.final(v)) for k, v in files.items()}  # where they are once moved into place
     atomic_write_json(files["metrics"], metrics)
     return metrics

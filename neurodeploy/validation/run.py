@@ -15,7 +15,7 @@ from pathlib import Path
 from ..backends.base import get_backend
 from ..backends.dispatch import simulate
 from ..core.errors import NeurodeployError, NotImplementedYet, SpecError, UsageError
-from ..core.io import atomic_write_json, atomic_write_text
+from ..core.io import atomic_write_json, atomic_write_text, output_dir
 from ..core.result import Result
 from ..core.targets import load_target
 from ..ir import to_json
@@ -28,6 +28,11 @@ from .report import figures, render_html
 from .tolerances import defaults, kind_of, load_file
 
 
+#: what validate writes: ``report.json`` (and each run's ``summary.json``) present exactly when it finished;
+#: ``compile/`` is removed when a new validation does not compile
+MARKERS, FILES = ("report.json", "summary.json"), ("report.html", "compile")
+
+
 def _log(msg: str, quiet: bool = False) -> None:
     if not quiet:
         sys.stderr.write(msg + "\n")
@@ -37,10 +42,10 @@ def ir_hash(net) -> str:
     return hashlib.sha256(to_json(net).encode()).hexdigest()
 
 
-def backend_options(target, codegen: str = "auto", torch_device: str = "auto"):
+def backend_options(target, codegen: str = "auto", torch_device: str = "auto", threads: int | None = None):
     """The run options of ``target``'s backend for a validation run (no progress bars)."""
     return get_backend(target.backend).options({"codegen": codegen, "torch_device": torch_device,
-                                                "progress": False}, strict=False)
+                                                "threads": threads, "progress": False}, strict=False)
 
 
 def _stored(run_dir: Path, digest: str, target_name: str):
@@ -56,9 +61,11 @@ def _stored(run_dir: Path, digest: str, target_name: str):
     return Result.load(npz)
 
 
-def obtain(net, target, run_dir: Path, digest: str, reuse: bool, options: dict, quiet: bool):
-    """The Result of ``net`` on ``target``: stored (``reuse`` and same IR hash) or a fresh run,
-    saved under ``run_dir``. Returns (result, how)."""
+def obtain(net, target, run_dir: Path, digest: str, reuse: bool, options: dict, quiet: bool,
+           write_dir: Path | None = None):
+    """The Result of ``net`` on ``target``: stored under ``run_dir`` (``reuse`` and same IR hash)
+    or a fresh run, saved under ``write_dir`` (default ``run_dir``; validate's staging directory).
+    Returns (result, how)."""
     if reuse:
         r = _stored(run_dir, digest, target.name)
         if r is not None:
@@ -68,10 +75,11 @@ def obtain(net, target, run_dir: Path, digest: str, reuse: bool, options: dict, 
     _log(f"  running {net.name} on {target.name} ({net.simulation.steps} steps)...", quiet)
     t0 = time.perf_counter()
     r = simulate(net, target, options)[0]
-    r.save(run_dir / "result.npz")
-    r.save_summary(run_dir / "summary.json")
-    atomic_write_json(run_dir / "run.json", {"ir_sha256": digest, "target": target.name,
-                                             "options": dataclasses.asdict(options)})
+    w = run_dir if write_dir is None else write_dir
+    r.save(w / "result.npz")
+    atomic_write_json(w / "run.json", {"ir_sha256": digest, "target": target.name,
+                                       "options": dataclasses.asdict(options)})
+    r.save_summary(w / "summary.json")  # last: its presence means this run finished
     _log(f"  {target.name}: {time.perf_counter() - t0:.1f} s", quiet)
     return r, "ran"
 
@@ -107,7 +115,8 @@ def write_report(out: Path, report: dict, verdict: dict, compile_text: str | Non
 
 
 def validate(net, target, reference, out_dir, tolerances=None, reuse: bool = False, codegen: str = "auto",
-             torch_device: str = "auto", quiet: bool = True, compile: bool = True, plots: bool = True) -> dict:
+             torch_device: str = "auto", quiet: bool = True, compile: bool = True, plots: bool = True,
+             threads: int | None = None) -> dict:
     """Run (or reuse) ``reference`` and ``target`` on ``net``, compare, write the report; returns
     the report dict (``report["verdict"]["pass"]``)."""
     check_size(net.simulation.steps, sum(p.size for p in net.populations))  # before running anything
@@ -117,17 +126,24 @@ def validate(net, target, reference, out_dir, tolerances=None, reuse: bool = Fal
         get_backend(t.backend).check_target(t)  # e.g. Loihi 2 hardware: before minutes on the other run
     netv = with_all_spike_probes(net)
     digest = ir_hash(netv)
-    ref, how_ref = obtain(netv, reference, out / "reference", digest, reuse,
-                          backend_options(reference, codegen, torch_device), quiet)
-    tgt, how_tgt = obtain(netv, target, out / "target", digest, reuse,
-                          backend_options(target, codegen, torch_device), quiet)
-    verdict = compare(ref, tgt, tol)
-    compile_text = compile_reports(netv, target, out / "compile") if compile else None
-    report = {"format": "neurodeploy-validation", "version": 1, "network": net.name, "target": target.name,
-              "reference": reference.name, "ir_sha256": digest, "runs": {"reference": how_ref, "target": how_tgt},
-              "files": {"reference": str(out / "reference" / "result.npz"), "target": str(out / "target" / "result.npz")},
-              "tolerances": tol.to_json()}
-    jpath, hpath = write_report(out, report, verdict, compile_text, plots)
+    # all or nothing (core.io.output_dir): checked and locked before any run, written into a staging
+    # directory, moved into place at the end (report.json and each run's summary.json last); stored
+    # runs (--reuse) are read from `out` itself
+    with output_dir(out_dir, marker=MARKERS, owns=FILES) as st:  # out_dir as given: "" is refused, not "."
+        ref, how_ref = obtain(netv, reference, out / "reference", digest, reuse,
+                              backend_options(reference, codegen, torch_device, threads), quiet, st.path / "reference")
+        tgt, how_tgt = obtain(netv, target, out / "target", digest, reuse,
+                              backend_options(target, codegen, torch_device, threads), quiet, st.path / "target")
+        verdict = compare(ref, tgt, tol)
+        compile_text = compile_reports(netv, target, st.path / "compile") if compile else None
+        if compile_text is not None:
+            compile_text = compile_text.replace(str(st.path), str(out))
+        report = {"format": "neurodeploy-validation", "version": 1, "network": net.name, "target": target.name,
+                  "reference": reference.name, "ir_sha256": digest, "runs": {"reference": how_ref, "target": how_tgt},
+                  "files": {"reference": str(out / "reference" / "result.npz"),
+                            "target": str(out / "target" / "result.npz")},
+                  "tolerances": tol.to_json()}
+        jpath, hpath = st.final(write_report(st.path, report, verdict, compile_text, plots))
     report["verdict"] = {k: v for k, v in verdict.items() if k != "arrays"}
     report["files"].update({"report_json": str(jpath), "report_html": str(hpath)})
     return report
@@ -159,7 +175,8 @@ def compare_files(ref_path, tgt_path, out_dir, tolerance_file=None, quiet: bool 
               "reference": ref.target, "ir_sha256": "n/a (stored results; sha256 of the reference file " + digest + ")",
               "runs": {"reference": "stored", "target": "stored"},
               "files": {"reference": str(ref_path), "target": str(tgt_path)}, "tolerances": tol.to_json()}
-    jpath, hpath = write_report(Path(out_dir), report, verdict, None)
+    with output_dir(out_dir, marker=MARKERS, owns=FILES) as st:
+        jpath, hpath = st.final(write_report(st.path, report, verdict, None))
     report["verdict"] = {k: v for k, v in verdict.items() if k != "arrays"}
     report["files"].update({"report_json": str(jpath), "report_html": str(hpath)})
     return report

@@ -11,7 +11,7 @@ from ...ir.nodes import Network
 from ...spec.overrides import with_seed
 from ..base import Backend, BackendInfo, package_version
 from . import simulator
-from .simulator import Brian2Options, choose_codegen, supports
+from .simulator import Brian2Options, decide_codegen, supports
 
 
 class Brian2Backend(Backend):
@@ -38,17 +38,22 @@ class Brian2Backend(Backend):
                     out[node.name] = why
         return out
 
-    def describe(self, target: Target, options) -> str:
+    def describe(self, target: Target, options, net: Network | None = None) -> str:
+        """The code generation target and why (``--codegen auto`` estimates the run time in numpy
+        against Cython's compilation for ``net``: :mod:`.codegen`)."""
         opts = self.options(options)
         if opts.device == "cpp_standalone":
             return "Brian2 cpp_standalone (compiling the whole run to C++ first)"
-        cg = choose_codegen(opts.codegen)
-        return f"Brian2 code generation: {cg}" + (
-            " (compiles C code the first time a model is seen, cached afterwards)" if cg == "cython" else "")
+        return decide_codegen(opts.codegen, net, opts.poisson).describe()
 
     def run(self, net: Network, target: Target, options=None, seeds=None) -> list[Result]:
         opts = self.options(options)
-        return [simulator.run(with_seed(net, s), target.name, opts) for s in (seeds or (net.simulation.seed,))]
+        with simulator.interrupts_raise():  # Ctrl-C stops the run with KeyboardInterrupt, not a truncated Result
+            return [simulator.run(with_seed(net, s), target.name, opts) for s in (seeds or (net.simulation.seed,))]
+
+    def run_block(self, coder, X, Ts, target: Target, **kw) -> dict:
+        with simulator.interrupts_raise():
+            return super().run_block(coder, X, Ts, target, **kw)
 
     def build(self, net: Network, target: Target, options=None):
         """The Brian2 objects of ``net``, built and not run: ``.network`` (a ``brian2.Network``),

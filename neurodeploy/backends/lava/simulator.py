@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse as sp
+from tqdm import tqdm
 
 from ...core.compat.lava import ensure_lava_importable
 from ...core.errors import BackendError, NotImplementedYet
@@ -32,6 +32,7 @@ from ...lowering.loihi_result import loihi_result
 from ...passes.pipeline import lower_for
 from . import procs as ndlif, procs3f
 from .learning import canonical_rule, stdp_rule, third_factor_rule
+from .teardown import stopped_after
 
 log = logging.getLogger("neurodeploy.lava")
 
@@ -41,9 +42,17 @@ SPARSE_BELOW = 0.2
 DENSE_MAX_ELEMENTS = 50_000_000
 
 
+#: a progress bar is split into about this many Lava runs (each RunSteps call synchronises every
+#: process once more: chunks are kept at least MIN_CHUNK steps long)
+PROGRESS_CHUNKS = 50
+MIN_CHUNK = 20
+#: the bar appears only for runs that last longer than this (s), like Brian2's and torch's
+PROGRESS_DELAY_S = 2.0
+
+
 @dataclass
 class LavaOptions:
-    progress: bool = True
+    progress: bool = True  # a progress bar (the run in chunks of steps; same results as one run)
 
     #: command-line option -> field
     CLI = {"progress": "progress"}
@@ -61,7 +70,8 @@ def run(net: Network, target: Target, options: LavaOptions | None = None) -> Res
                 "no Loihi 2 microcode; only Lava's own LIF runs on the chip")
     ensure_lava_importable()
     t0 = time.perf_counter()
-    data = _simulate_or_fail(f"Lava failed while running '{net.name}'", low, q, net, hardware)
+    data = _simulate_or_fail(f"Lava failed while running '{net.name}'", low, q, net, hardware,
+                             progress=(options or LavaOptions()).progress)
     wall = time.perf_counter() - t0
     res = loihi_result(net, low, q, target, data, wall)
     res.versions = versions()
@@ -146,8 +156,37 @@ def _simulate_or_fail(failure: str, *args, **kwargs) -> dict:
         raise BackendError(f"{failure}: {type(e).__name__}: {e}") from e
 
 
-def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybrid=None) -> dict:
+def chunks(steps: int, progress: bool) -> list[int]:
+    """The RunSteps of a run of ``steps`` steps: one without a progress bar, else a first run of
+    one step (Lava compiles and starts its processes there: the bar appears right after) and about
+    :data:`PROGRESS_CHUNKS` of at least :data:`MIN_CHUNK` steps (they add up to ``steps``)."""
+    if not progress or steps <= MIN_CHUNK:
+        return [steps]
+    rest = steps - 1
+    size = max(MIN_CHUNK, -(-rest // PROGRESS_CHUNKS))
+    out = [1] + [size] * (rest // size)
+    if rest % size:
+        out.append(rest % size)
+    return out
+
+
+def _run_steps(anchor, steps: int, cfg, progress: bool, label: str) -> None:
+    """``anchor.run`` for ``steps`` steps, in chunks with a progress bar when ``progress``: Lava
+    keeps every process's state between runs, so the chunks compute what one run does."""
     from lava.magma.core.run_conditions import RunSteps
+
+    parts = chunks(steps, progress)
+    if len(parts) == 1:
+        anchor.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+        return
+    with tqdm(total=steps, unit="step", desc=label, leave=False, delay=PROGRESS_DELAY_S) as bar:
+        for n in parts:
+            anchor.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
+            bar.update(n)
+
+
+def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybrid=None,
+              progress: bool = False) -> dict:
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import DelayDense, Dense
     from lava.proc.io.source import RingBuffer
@@ -202,6 +241,8 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybr
         W = None if use_sparse else Wm.toarray()
         if use_sparse:
             if pr.delay_steps:
+                import scipy.sparse as sp  # slow to import: not at `import neurodeploy`
+
                 D = sp.csr_matrix((np.full(Wm.nnz, pr.delay_steps, dtype=int), Wm.indices, Wm.indptr),
                                   shape=Wm.shape)
                 conn = DelaySparse(weights=Wm, delays=D, **extra)
@@ -241,7 +282,7 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybr
     if hybrid is not None:  # neurodeploy.backends.hybrid: the torch part's process, wired in
         hybrid.attach(procs, probes, monitors)
     anchor = next(p for p in procs.values() if hasattr(p, "run"))
-    try:
+    with stopped_after(anchor):  # Ctrl-C: abandons the run (Lava's stop() would hang), exit 130
         if hardware:  # needs Intel's lava-loihi; never exercised here (no board, no package)
             from lava.magma.core.run_configs import Loihi2HwCfg
 
@@ -249,7 +290,7 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybr
         else:
             cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt",
                                exception_proc_model_map=hybrid.model_map if hybrid is not None else None)
-        anchor.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+        _run_steps(anchor, steps, cfg, progress and not hardware, "lava")
         out = {}
         for (target, var), m in probes.items():
             data = m.get_data()
@@ -258,8 +299,7 @@ def _simulate(low: LoweredNetwork, q, net: Network, hardware: bool = False, hybr
             out[(target, var)] = np.asarray(data[proc_name][port], dtype=float)
         if hybrid is not None:
             hybrid.collect(out)
-    finally:
-        anchor.stop()
     return out
+
 
 

@@ -24,12 +24,12 @@ import time
 from typing import Any
 
 import numpy as np
-from scipy.sparse import block_diag
 
 from neurodeploy.backends.base import BlockLowering, register_block_lowering
 from neurodeploy.backends.lava.blocks import ipvae_compile
 from neurodeploy.backends.lava.blocks.ipvae import pc
 from neurodeploy.backends.lava.procs import lazy_attribute
+from neurodeploy.backends.lava.teardown import stopped_after
 from neurodeploy.core.compat.lava import ensure_lava_importable
 from neurodeploy.core.errors import NotImplementedYet
 from neurodeploy.library.blocks.coder import chunks
@@ -104,6 +104,8 @@ def run_ipvae_lava(arrays: dict, X, T: int, fixed: bool = False, seed: int = 0, 
         if connection == "dense":
             Wb = np.kron(np.eye(nb, dtype=w_block.dtype), w_block)
         else:
+            from scipy.sparse import block_diag  # slow to import: not at `import neurodeploy`
+
             Wb = block_diag([w_block] * nb, format="csr")
         kw = {}
         if fixed:
@@ -117,14 +119,12 @@ def run_ipvae_lava(arrays: dict, X, T: int, fixed: bool = False, seed: int = 0, 
         conn = Conn(weights=Wb, num_message_bits=fmt.count_bits if fixed else 24)
         lat.s_out.connect(conn.s_in)
         conn.a_out.connect(lat.a_in)
-        try:
+        with stopped_after(lat):  # Ctrl-C: abandons the run (Lava's stop() would hang)
             lat.run(condition=RunSteps(num_steps=T + 1),
                     run_cfg=Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt"))
             U[sl] = np.asarray(lat.u.get(), np.float64).reshape(nb, K)
             Z[sl] = np.asarray(lat.z.get(), np.float64).reshape(nb, K)
             ZB[sl] = np.asarray(lat.zbar.get(), np.float64).reshape(nb, K)
-        finally:
-            lat.stop()
     extra = {"seconds": time.perf_counter() - t_start, "backend": "lava-fixed" if fixed else "lava-float",
              "T": T, "mode": mode}
     if fixed:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from scipy.sparse import block_diag
 
 from neurodeploy.backends.lava.procs import lazy_attribute
+from neurodeploy.backends.lava.teardown import stopped_after
 from neurodeploy.core.compat.lava import ensure_lava_importable
 from neurodeploy.library.blocks.coder import chunks
 from neurodeploy.library.blocks.ipvae.fixed import fixed_format, seed_states
@@ -97,6 +97,8 @@ def run_ipvae_pc_lava(arrays: dict, X, T: int, seed: int = 0, batch: int = 8, mo
         if connection == "dense":
             return np.kron(np.eye(nb, dtype=w.dtype), w)
 
+        from scipy.sparse import block_diag  # slow to import: not at `import neurodeploy`
+
         return block_diag([w] * nb, format="csr")
 
     Conn = Dense if connection == "dense" else Sparse
@@ -119,15 +121,13 @@ def run_ipvae_pc_lava(arrays: dict, X, T: int, seed: int = 0, batch: int = 8, mo
         dec.a_out.connect(err.a_in)
         err.s_out.connect(enc.s_in)
         enc.a_out.connect(lat.a_in)
-        try:
+        with stopped_after(lat):  # Ctrl-C: abandons the run (Lava's stop() would hang)
             lat.run(condition=RunSteps(num_steps=2 * T + 1),
                     run_cfg=Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt"))
             U[sl] = np.asarray(lat.u.get(), np.float64).reshape(nb, K)
             Z[sl] = np.asarray(lat.z.get(), np.float64).reshape(nb, K)
             ZB[sl] = np.asarray(lat.zbar.get(), np.float64).reshape(nb, K)
             E[sl] = np.asarray(err.eps.get(), np.float64).reshape(nb, M)
-        finally:
-            lat.stop()
     extra = {"eps": E, "seconds": time.perf_counter() - t_start, "T": T, "steps": 2 * T + 1, "mode": mode,
              "backend": "lava-pc-fixed" if fixed else "lava-pc-float"}
     if fixed:

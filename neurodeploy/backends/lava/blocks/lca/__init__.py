@@ -26,10 +26,10 @@ import time
 from typing import Any
 
 import numpy as np
-from scipy.sparse import block_diag
 
 from neurodeploy.backends.base import BlockLowering, register_block_lowering
 from neurodeploy.backends.lava.procs import lazy_attribute
+from neurodeploy.backends.lava.teardown import stopped_after
 from neurodeploy.core.compat.lava import ensure_lava_importable
 from neurodeploy.core.errors import NotImplementedYet
 from neurodeploy.library.blocks.coder import chunks
@@ -108,6 +108,8 @@ def run_lca_lava(Phi, X, T: int, lam: float, dt_tau: float, batch: int = 50,
         if connection == "dense":
             Wb = np.kron(np.eye(nb, dtype=G.dtype), G.T)
         else:
+            from scipy.sparse import block_diag  # slow to import: not at `import neurodeploy`
+
             Wb = block_diag([G.T] * nb, format="csr")
         if fixed:
             neu = LCANeuronsFixed(shape=(nb * K,), v=v0[sl].ravel(), drive=D[sl].ravel(), **fkw)
@@ -117,7 +119,7 @@ def run_lca_lava(Phi, X, T: int, lam: float, dt_tau: float, batch: int = 50,
             conn = (Dense if connection == "dense" else Sparse)(weights=Wb, num_message_bits=24)
         neu.s_out.connect(conn.s_in)
         conn.a_out.connect(neu.a_in)
-        try:
+        with stopped_after(neu):  # Ctrl-C: abandons the run (Lava's stop() would hang)
             neu.run(condition=RunSteps(num_steps=int(T) + 1),
                     run_cfg=Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt"))
             V[sl] = np.asarray(neu.v.get(), np.float64).reshape(nb, K)
@@ -125,8 +127,6 @@ def run_lca_lava(Phi, X, T: int, lam: float, dt_tau: float, batch: int = 50,
             if fixed:
                 CL[sl] = np.asarray(neu.clipped.get()).astype(np.int64).reshape(nb, K)
                 SA[sl] = np.asarray(neu.saturated.get()).astype(np.int64).reshape(nb, K)
-        finally:
-            neu.stop()
     out = {"v": V, "a": A, "seconds": time.perf_counter() - t0}
     if fixed:
         v_q, a_q = V.astype(np.int64), A.astype(np.int64)
