@@ -7,6 +7,7 @@ from ..core.errors import NotImplementedYet
 from ..core.result import Result
 from ..core.targets import Target
 from ..ir.nodes import Network
+from ..passes.estimate import check_run
 from ..passes.place import Placement, place
 from ..spec import verify
 from ..spec.overrides import with_seed
@@ -38,6 +39,7 @@ def simulate(net: Network, target: Target, options=None, *, seeds: tuple[int, ..
     backend = get_backend(target.backend)
     backend.check_target(target)
     opts = backend.options(options)
+    check_run(net, target.backend, len(seeds or (0,)))  # memory bounded from the IR's counts before anything is built
     if backend.places:
         where = plan(net, target, allow_fallback)
         if where.on_fallback:

@@ -115,6 +115,7 @@ from ..library import materialize
 from ..library.endpoints import endpoints
 from ..library.materialize import SynapseData
 from .base import Compilation, PassReport
+from .estimate import check_target, estimate
 
 __all__ = [
     "CoreMap",
@@ -157,6 +158,9 @@ _UTIL = {
     "fan_out": "fan_out_axons_per_core",
 }
 _MAX_ROUNDS = 200
+#: :func:`partition` checks the estimate (:mod:`neurodeploy.passes.estimate`) before drawing more
+#: than this many synapses itself; below, the exact count is cheap and gives the exact message
+ESTIMATE_FIRST_ABOVE = 1_000_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,8 +207,15 @@ def group_bits(n_synapses: np.ndarray | int, bits_per_synapse: np.ndarray | int)
     """
     n = np.asarray(n_synapses, dtype=np.int64)
     b = np.asarray(bits_per_synapse, dtype=np.int64)
-    if (n < 0).any() or (b < 0).any():
+    lo, hi = (int(n.min()), int(n.max())) if n.size else (0, 0)
+    if lo < 0 or (b < 0).any():
         raise ValueError("synapse counts and bits per synapse must be >= 0")
+    if n.ndim == 1 and n.size and lo >= 1 and hi <= GROUP_SIZE:  # one group per list (the usual case)
+        out = n * b
+        out += GROUP_HEADER_BITS + WORD_BITS - 1
+        out >>= 6
+        out <<= 6
+        return out
     # shifts instead of divisions (GROUP_SIZE == WORD_BITS == 64, all values >= 0): this runs
     # over one entry per (axon, core) list, i.e. up to one per synapse
     full, rem = n >> 6, n & 63
@@ -499,13 +510,21 @@ def partition(net: Network, target: Target, synapses: dict[str, SynapseData] | N
     pop_by_name = {p.name: p for p in pops}
     npc = limits["neurons_per_core"]
 
-    # 1. cheap lower bound before any synapse is materialised
+    # 1. cheap lower bounds before any synapse is materialised: neurons, and (from the IR's counts)
+    # fan-in and synapse memory (neurodeploy.passes.estimate)
     capacity = _capacity(limits)
     if capacity is not None:
         need = {p.name: _ceil_div(p.size, npc) if npc else (1 if p.size else 0) for p in pops}
         if sum(need.values()) > capacity:
             raise _capacity_error(target, limits, need, {n: "neurons_per_core" for n in need},
                                   lower_bound=True)
+    # the exact count below needs the synapses: bound them from the IR's counts first when drawing
+    # them would cost (the compile pipeline's estimate pass always does)
+    missing = [pr for pr in net.projections if not (synapses and pr.name in synapses)]
+    if missing:
+        est = estimate(net)
+        if sum(p.upper for p in est.projections if p.name in {m.name for m in missing}) > ESTIMATE_FIRST_ABOVE:
+            check_target(est, net, target)
 
     # 2. synapses per target population
     eps = endpoints(net)
@@ -647,11 +666,16 @@ def _prepare(proj: Projection, sd: SynapseData, n_src: int, n_tgt: int, bits: in
             raise ValueError(f"projection '{proj.name}': presynaptic index out of [0, {n_src})")
         if int(j.min()) < 0 or int(j.max()) >= n_tgt:
             raise ValueError(f"projection '{proj.name}': postsynaptic index out of [0, {n_tgt})")
-    i = i.astype(np.int64, copy=False)
-    j = j.astype(np.int64, copy=False)
+    # compact indices stay as they are (int32 from materialize: no int64 copy of every synapse);
+    # only the sort key needs 64 bits
+    idx = np.int32 if max(n_src, n_tgt) <= 2**31 - 1 else np.int64
+    i = i.astype(idx if i.dtype.kind in "iu" and i.dtype.itemsize <= 4 else np.int64, copy=False)
+    j = j.astype(idx if j.dtype.kind in "iu" and j.dtype.itemsize <= 4 else np.int64, copy=False)
     dup = None
     if i.size > 1:
-        key = i * n_tgt + j
+        key = i.astype(np.int64)
+        key *= n_tgt
+        key += j
         step = np.diff(key)
         if (step < 0).any():
             order = np.argsort(key, kind="stable")
@@ -736,16 +760,20 @@ def _evaluate(incoming: list[_Incoming], bounds: np.ndarray) -> _Eval:
         bits = group_bits(counts, inc.bits + np.where(dense, 0, ibits[gc]))
         mem += np.bincount(gc, weights=bits, minlength=k).astype(np.int64)
         syn += np.bincount(gc, weights=counts, minlength=k).astype(np.int64)
-        keys.setdefault(inc.source, []).append(inc.i[starts] * k + gc)
+        keys.setdefault(inc.source, []).append((inc.i[starts], gc))
     fan_in = np.zeros(k, dtype=np.int64)
     dest: dict[str, np.ndarray] = {}
     n_src = {inc.source: inc.n_src for inc in incoming}
     on_core = {inc.source for inc in incoming if inc.src_is_population}
     for src, ks in keys.items():
-        pairs = ks[0] if len(ks) == 1 else np.unique(np.concatenate(ks))  # (pre, core), distinct
-        fan_in += np.bincount(pairs % k, minlength=k)
+        if len(ks) == 1:  # one projection: its (pre, core) runs are distinct already
+            pre, core = ks[0]
+        else:  # (pre, core) pairs of several projections from one source, distinct
+            pairs = np.unique(np.concatenate([p.astype(np.int64) * k + g for p, g in ks]))
+            pre, core = pairs // k, pairs % k
+        fan_in += np.bincount(core, minlength=k)
         if src in on_core:
-            dest[src] = np.bincount(pairs // k, minlength=n_src[src])
+            dest[src] = np.bincount(pre, minlength=n_src[src])
     return _Eval(bounds, syn, mem, fan_in, dest)
 
 

@@ -1,5 +1,7 @@
 """The compile pipeline: :data:`PASSES` (expand, place, lower, quantize, partition) on a network
-for a target, and the artifact ``neurodeploy compile`` writes.
+for a target, and the artifact ``neurodeploy compile`` writes. ``place`` ends with the resource
+estimate (:mod:`neurodeploy.passes.estimate`): the target's limits and the memory bounded from
+the IR's counts before ``lower`` draws any synapse.
 
 For the Lava targets (``lava``, ``loihi2-sim``, ``loihi2``) the artifact directory holds:
 
@@ -8,7 +10,8 @@ For the Lava targets (``lava``, ``loihi2-sim``, ``loihi2``) the artifact directo
 ``lava_params.npz``    what the Lava processes are built from: per population the LIF
                        parameters (integers for fixed-point targets), per projection the
                        weights as (post, pre, weight) triplets of the (n_post, n_pre)
-                       matrix, its exponent and the delay in steps
+                       matrix, its exponent and the delay in steps (uncompressed; indices
+                       int32 where they fit)
 ``quantization.json``  fixed-point targets: every parameter's float value, integer, effective
                        value and relative error, clipping/overflow flags, effect on time
                        constants and threshold
@@ -26,12 +29,13 @@ A coder block (``ipvae``) is compiled by its backend's block lowering instead
 
 from __future__ import annotations
 
-import io
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 
-from ..core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..core.io import atomic_write_json, atomic_write_text, output_dir
 from ..core.targets import Target
 from ..core.versions import versions
 from ..ir import to_json
@@ -67,8 +71,46 @@ def lower_for(net: Network, target: Target):
     return c.lowered, c.quantized
 
 
-def write(compiled: Compilation, net: Network, out_dir: str | Path) -> dict[str, Path]:
-    out = Path(out_dir)
+#: the artifact's last file: its presence means the artifact is complete
+MANIFEST = "manifest.json"
+
+
+def artifact_files(out_dir) -> tuple[str, ...]:
+    """The file names of the artifact in ``out_dir`` by its manifest (empty when there is none):
+    what a new compile into that directory replaces, so no file of the old artifact stays."""
+    try:
+        names = json.loads((Path(out_dir) / MANIFEST).read_text()).get("files", {}).values()
+    except (OSError, ValueError, AttributeError):
+        return ()
+    return tuple(n for n in names if isinstance(n, str) and n and "/" not in n and not n.startswith("."))
+
+
+def write(compiled: Compilation, net: Network, out_dir: str | Path, *, compress: bool = False) -> dict[str, Path]:
+    """Write the artifact into ``out_dir`` all or nothing (:func:`~neurodeploy.core.io.output_dir`:
+    staged, then moved into place, ``manifest.json`` last); returns the files by kind.
+    ``compress``: zlib-compress ``lava_params.npz`` (smaller, but zlib was ~half of a large
+    compile's time; ``np.load`` reads both)."""
+    with output_dir(out_dir, marker=MANIFEST, owns=artifact_files(out_dir)) as st:
+        return st.final(_write(compiled, net, st.path, compress))
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> Path:
+    """``arrays`` streamed into ``path`` (no copy of the archive in memory: at 20M synapses that
+    was two copies of 300 MB), under a temporary name renamed when complete and synced."""
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        with open(tmp, "wb") as f:
+            (np.savez_compressed if compress else np.savez)(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write(compiled: Compilation, net: Network, out: Path, compress: bool = False) -> dict[str, Path]:
     files = {"ir": atomic_write_text(out / "ir.json", to_json(net))}
     low, q = compiled.lowered, compiled.quantized
     arrays: dict[str, np.ndarray] = {}
@@ -87,14 +129,14 @@ def write(compiled: Compilation, net: Network, out_dir: str | Path) -> dict[str,
         qp = q.projections[name] if q is not None else None
         M = qp.weights if qp else pr.matrix()  # (n_post, n_pre), stored as COO triplets
         coo = M.tocoo()
-        arrays[f"projection/{name}/post"] = coo.row.astype(np.int64)
-        arrays[f"projection/{name}/pre"] = coo.col.astype(np.int64)
+        idx = np.int32 if max(M.shape) <= 2**31 - 1 else np.int64  # compact indices
+        arrays[f"projection/{name}/post"] = coo.row.astype(idx, copy=False)
+        arrays[f"projection/{name}/pre"] = coo.col.astype(idx, copy=False)
         arrays[f"projection/{name}/weights"] = coo.data
         arrays[f"projection/{name}/weight_exp"] = np.asarray(qp.weight_exp if qp else 0)
         arrays[f"projection/{name}/delay_steps"] = np.asarray(pr.delay_steps)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    files["lava_params"] = atomic_write_bytes(out / "lava_params.npz", buf.getvalue())
+    files["lava_params"] = _write_npz(out / "lava_params.npz", arrays, compress)
+    del arrays
     if q is not None:
         files["quantization"] = atomic_write_json(out / "quantization.json", q.report)
     if compiled.coremap is not None:

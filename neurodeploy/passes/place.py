@@ -34,6 +34,7 @@ from ..ir.nodes import ArrayStimulus, CurrentStimulus, Network, SpikeTimesStimul
 from ..library.endpoints import endpoints
 from ..library.plasticity import RULES
 from .base import Compilation, PassReport, Unsupported
+from .estimate import check_compile, check_neurons, estimate
 
 TARGET, FALLBACK = "target", "fallback"
 
@@ -241,8 +242,14 @@ class Place:
         if c.placement.on_fallback:
             c.part, _ = split(c.net, c.placement)  # fallback emitters feeding it become placeholders
             if c.part is None:
+                check_neurons(estimate(c.net), c.target)  # over the chip: name the limit (exit 1)
+                why = "; ".join(f"'{n.node}': {n.reason}" for n in c.placement.nodes
+                                if n.kind == "population" and n.reason)
                 raise NotImplementedYet(f"target '{c.target.name}' can run none of '{c.net.name}''s populations: "
-                                        f"every node is placed on the fallback; use --target {c.target.fallback}")
+                                        f"every node is placed on the fallback ({why or 'no reason given'}); "
+                                        f"use --target {c.target.fallback}")
+        # before any later pass draws a synapse: the target's limits on its part, the memory budget
+        est = check_compile(c.net, c.target, c.part)
         fb = sorted(c.placement.on_fallback)
         return PassReport(self.name, f"{len(fb)} node(s) on the fallback, {len(c.placement.exchanges)} "
-                                     "exchange point(s)", c.placement.to_json())
+                                     "exchange point(s)", {**c.placement.to_json(), "estimate": est.to_json()})
