@@ -34,11 +34,12 @@ from .app.api import (
     validate,
     write_result,
 )
+from .app.sweep import SweepResult, sweep
 from .core.errors import BackendError, CompileError, NeurodeployError, NotImplementedYet, SpecError, UsageError
 from .core.result import Result
 from .core.versions import __version__
 
 __all__ = ["__version__", "ir", "load", "check", "compile", "simulate", "build", "placement", "evaluate", "run",
-           "validate", "deploy", "targets", "backend", "write_result", "import_model", "export_model", "train", "Result", "Compiled", "Deployment",
+           "validate", "deploy", "sweep", "SweepResult", "targets", "backend", "write_result", "import_model", "export_model", "train", "Result", "Compiled", "Deployment",
            "Evaluation", "RunOutputs", "NeurodeployError", "SpecError", "CompileError", "BackendError",
            "NotImplementedYet", "UsageError"]

@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 from ..backends import dispatch
 from ..backends.base import Backend, block_lowering, get_backend
-from ..core.errors import Diagnostic, Span, SpecError, UsageError
-from ..core.io import atomic_write_json
+from ..core.errors import Diagnostic, NeurodeployError, Span, SpecError, UsageError
+from ..core.io import Staged, atomic_write_json, check_output_file, output_dir
 from ..core.plot import raster_and_traces
 from ..core.result import Result
 from ..core.targets import Target, available_targets, load_target
@@ -32,7 +32,7 @@ from ..ir.nodes import Network
 from ..learn.run import train_from_spec
 from ..library.blocks.coder import Coder, find_coder, has_coder
 from ..passes.base import Compilation
-from ..passes.pipeline import write
+from ..passes.pipeline import MANIFEST, artifact_files, write
 from ..passes.place import Placement
 from ..passes.quantize import report_table
 from ..spec import loader
@@ -50,18 +50,21 @@ def _quiet(msg: str) -> None:
 
 # --- specs and targets ---------------------------------------------------------------------------
 
-def load(spec, *, overrides=None, duration=None, seed: int | None = None) -> Network:
+def load(spec, *, overrides=None, duration=None, seed: int | None = None,
+         allow_outside_paths: bool | None = None) -> Network:
     """The verified network of ``spec`` (raises :class:`SpecError` with every problem located).
 
     ``overrides``: ``{KEY: VALUE}`` changes to the spec before it is read (``--set``; e.g.
     ``{"exc.tau_m": "10 ms", "simulation.seed": 3}``); ``duration`` (seconds or ``"50 ms"``) and
-    ``seed`` replace the spec's."""
+    ``seed`` replace the spec's. ``allow_outside_paths=True``: the spec may read array files
+    outside its folder or by absolute path (refused by default; docs/spec.md). The other
+    functions take the network this returns."""
     if isinstance(spec, Network):
         if overrides:
             raise UsageError("overrides= apply to a spec file; change a Network with dataclasses.replace")
         net = spec
     else:
-        net = loader.load(spec, overrides=overrides)
+        net = loader.load(spec, overrides=overrides, allow_outside_paths=allow_outside_paths)
     if duration is not None:
         net = with_duration(net, duration)
     if seed is not None:
@@ -69,10 +72,10 @@ def load(spec, *, overrides=None, duration=None, seed: int | None = None) -> Net
     return net
 
 
-def check(spec, *, overrides=None) -> tuple[Network | None, list[Diagnostic]]:
+def check(spec, *, overrides=None, allow_outside_paths: bool | None = None) -> tuple[Network | None, list[Diagnostic]]:
     """(the network, or None when the spec has any error; every diagnostic, warnings included).
-    Never raises for bad input."""
-    return loader.check(spec, overrides=overrides)
+    Never raises for bad input. ``allow_outside_paths``: as for :func:`load`."""
+    return loader.check(spec, overrides=overrides, allow_outside_paths=allow_outside_paths)
 
 
 def targets() -> dict[str, Target]:
@@ -175,12 +178,16 @@ def compile(spec, target, *, out=None, allow_fallback: bool = True, log: Log | N
         if out is None:
             raise UsageError("compiling a coder block writes its artifact: give out=")
         low = block_lowering(t, coder.kind)
-        report, files = low.compile(net, coder, t, out, log=log)
-        return Compiled(net, t, report=report, files=files, summary=low.summary(report))
-    c = get_backend(t.backend).compile(net, t, allow_fallback=allow_fallback)
-    compiled = Compiled(net, t, compilation=c, summary=_compilation_text(c))
-    if out is not None:
-        compiled.files = write(c, net, out)
+        with output_dir(out, marker=MANIFEST, owns=artifact_files(out)) as st:  # checked before compiling
+            report, files = low.compile(net, coder, t, st.path, log=log)
+            return Compiled(net, t, report=report, files=st.final(files), summary=low.summary(report))
+    if out is None:
+        c = get_backend(t.backend).compile(net, t, allow_fallback=allow_fallback)
+        return Compiled(net, t, compilation=c, summary=_compilation_text(c))
+    with output_dir(out, marker=MANIFEST, owns=artifact_files(out)) as st:
+        c = get_backend(t.backend).compile(net, t, allow_fallback=allow_fallback)
+        compiled = Compiled(net, t, compilation=c, summary=_compilation_text(c))
+        compiled.files = st.final(write(c, net, st.path))
     return compiled
 
 
@@ -224,16 +231,31 @@ class RunOutputs:
         return out
 
 
+#: what a run writes: ``summary.json`` is its marker (present exactly when the run finished)
+RUN_MARKER, RUN_FILES = "summary.json", ("result.npz", "raster.png")
+
+
 def write_result(result: Result, out, plot: bool = False) -> RunOutputs:
-    """Write ``result.npz``, then ``raster.png`` (with ``plot``), then ``summary.json`` (last: its
-    presence means the run finished) into ``out``."""
+    """Write ``result.npz``, ``raster.png`` (with ``plot``) and ``summary.json`` into ``out``, all
+    or nothing (:func:`~neurodeploy.core.io.output_dir`): ``summary.json`` is moved into place
+    last, so its presence means the run finished; a previous run's files there are replaced."""
+    with output_dir(out, marker=RUN_MARKER, owns=RUN_FILES) as st:
+        return _final(_write_result(result, st.path, plot), st)
+
+
+def _write_result(result: Result, out: Path, plot: bool) -> RunOutputs:
     outs = RunOutputs(result)
-    out = Path(out)
     outs.result_path = result.save(out / "result.npz")
     if plot:
         outs.plot_path = raster_and_traces(result, out / "raster.png")
-    outs.summary_path = result.save_summary(out / "summary.json")
+    outs.summary_path = result.save_summary(out / RUN_MARKER)
     return outs
+
+
+def _final(outs: RunOutputs, st: Staged) -> RunOutputs:
+    """``outs`` with its paths where they are after the staged directory is moved into place."""
+    return dataclasses.replace(outs, result_path=st.final(outs.result_path),
+                               summary_path=st.final(outs.summary_path), plot_path=st.final(outs.plot_path))
 
 
 @dataclass
@@ -265,23 +287,36 @@ class Evaluation:
 
 def evaluate(spec, target, out, *, images: int | None = None, iterations=None, seed: int | None = None,
              batch: int | None = None, device: str = "auto", progress: bool = False, overrides=None,
-             log: Log | None = None) -> Evaluation:
+             threads: int | None = None, log: Log | None = None) -> Evaluation:
     """Evaluate the spec's coder (an ``ipvae`` or ``lca`` block, or its expanded form) on
     ``target``: reconstruction R^2, zero fraction and their distance to the ideal corner per
     number of iterations T; writes ``out/metrics.json`` and ``out/reconstructions.png``.
 
     ``images=N``: the first N images of the dataset's held-out split (default: the spec's own
     samples); ``iterations``: the Ts to report (default: the block's); ``batch``: images per
-    Brian2 / Lava run; ``device``: torch's."""
+    Brian2 / Lava run; ``device``: torch's; ``threads``: torch's CPU threads (default: every core,
+    the images run as one batch)."""
     net, t = load(spec, overrides=overrides), _as_target(target)
     if batch is not None and batch < 1:
         raise UsageError(f"batch must be >= 1, got {batch}")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads {threads}: expected a whole number >= 1")
     coder = find_coder(net)
     block_eval.check(coder, t)  # unsupported targets: before anything is printed or loaded
     (log or _quiet)(f"evaluating {net.name}{coder.block.title()} on {t.name} ...")
-    m = block_eval.eval_to_dir(net, t, out, images=images, iterations=iterations,
-                               seed=net.simulation.seed if seed is None else seed, progress=progress,
-                               torch_device=device, batch=batch, coder=coder)
+    before = None
+    if threads is not None and t.backend == "torch":
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+    try:
+        m = block_eval.eval_to_dir(net, t, out, images=images, iterations=iterations,
+                                   seed=net.simulation.seed if seed is None else seed, progress=progress,
+                                   torch_device=device, batch=batch, coder=coder)
+    finally:
+        if before is not None:
+            torch.set_num_threads(before)
     return Evaluation(m, coder)
 
 
@@ -299,12 +334,13 @@ def run(spec, target, out, *, duration=None, seed: int | None = None, overrides=
             raise UsageError("a coder runs its block's iterations on each image; --duration does not apply "
                              "(`neurodeploy eval SPEC --iterations T ...` sets how many)")
         return evaluate(net, t, out, log=log, device=device, progress=bool(getattr(opts, "progress", False)))
-    extra = b.describe(t, opts)
+    extra = b.describe(t, opts, net)
     (log or _quiet)(f"running {net.name} on {t.name}: {net.simulation.steps} steps of "
                     f"{net.simulation.dt * 1e3:g} ms ({net.simulation.duration * 1e3:g} ms simulated)"
                     + (f"; {extra}" if extra else ""))
-    result = dispatch.simulate(net, t, opts, allow_fallback=allow_fallback)[0]
-    return write_result(result, out, plot=plot)
+    with output_dir(out, marker=RUN_MARKER, owns=RUN_FILES) as st:  # checked and locked before simulating
+        result = dispatch.simulate(net, t, opts, allow_fallback=allow_fallback)[0]
+        return _final(_write_result(result, st.path, plot), st)
 
 
 @dataclass
@@ -319,29 +355,47 @@ def deploy(spec, target, out, *, allow_fallback: bool = True, log: Log | None = 
     """Compile ``spec`` for ``target`` into ``out`` (where the target has an artifact), then run
     it there: simulate a spiking network (``result.npz``), evaluate a coder (``metrics.json``).
     On Loihi 2 hardware that is not present the artifact is written and
-    :class:`NotImplementedYet` is raised after it."""
+    :class:`NotImplementedYet` is raised after it. ``out`` is written all or nothing
+    (:func:`~neurodeploy.core.io.output_dir`)."""
     net, t = load(spec), _as_target(target)
     say = log or _quiet
+    markers = (MANIFEST, RUN_MARKER, block_eval.MARKER)
+    owns = artifact_files(out) + RUN_FILES + block_eval.FILES
     if has_coder(net):
         coder = find_coder(net)
         low = block_lowering(t, coder.kind)
         compiled = None
-        if low.compiles(t):
-            report, files = low.compile(net, coder, t, out, log=log)
-            compiled = Compiled(net, t, report=report, files=files, summary=low.summary(report))
-            say(f"wrote the deployable artifact under {out}")
-        low.check(t, coder)  # e.g. Loihi 2 hardware: after the artifact, before any run
-        return Deployment(compiled, evaluate(net, t, out, log=log))
+        with output_dir(out, marker=markers, owns=owns) as st:
+            if low.compiles(t):
+                report, files = low.compile(net, coder, t, st.path, log=log)
+                compiled = Compiled(net, t, report=report, files=st.final(files), summary=low.summary(report))
+                say(f"compiled the deployable artifact for {out}")
+            _commit_then(st, low.check, t, coder)  # e.g. Loihi 2 hardware: after the artifact, before any run
+            ev = evaluate(net, t, st.path, log=log)
+            ev.metrics["files"] = st.final(ev.metrics["files"])
+        return Deployment(compiled, ev)
     backend_ = get_backend(t.backend)
-    compiled = compile(net, t, out=out, allow_fallback=allow_fallback)
-    say(compiled.summary)
-    for w in compiled.warnings:
-        say(f"warning: {w}")
-    say(f"wrote the deployable artifact: {', '.join(str(v) for v in compiled.files.values())}")
-    backend_.check_target(t)  # exits 3 here on missing hardware, after the artifact is on disk
-    result = dispatch.simulate(net, t, backend_.options({"progress": False}, strict=False),
-                               allow_fallback=allow_fallback)[0]
-    return Deployment(compiled, write_result(result, out))
+    with output_dir(out, marker=markers, owns=owns) as st:
+        compiled = compile(net, t, out=st.path, allow_fallback=allow_fallback)
+        compiled.files = st.final(compiled.files)
+        say(compiled.summary)
+        for w in compiled.warnings:
+            say(f"warning: {w}")
+        say(f"compiled the deployable artifact: {', '.join(str(v) for v in compiled.files.values())}")
+        _commit_then(st, backend_.check_target, t)  # exits 3 on missing hardware, after the artifact is on disk
+        result = dispatch.simulate(net, t, backend_.options({"progress": False}, strict=False),
+                                   allow_fallback=allow_fallback)[0]
+        ran = _final(_write_result(result, st.path, plot=False), st)
+    return Deployment(compiled, ran)
+
+
+def _commit_then(st: Staged, check: Callable, *args) -> None:
+    """``check(*args)``; when it raises, what is staged (the artifact) is moved into place first."""
+    try:
+        check(*args)
+    except NeurodeployError:
+        st.commit()
+        raise
 
 
 # --- interchange and training -------------------------------------------------------------------
@@ -367,6 +421,9 @@ def import_model(file, out, *, dt: float | None = None, steps: int | None = None
     fmt = _format(file, "input file")
     if not Path(file).exists():
         raise SpecError([Diagnostic("ND100", "file not found", Span(str(file)))])
+    check_output_file(out, "output spec")  # before any work: exit 2 naming the path and why
+    if report:
+        check_output_file(report, "--report")
     if fmt == "onnx":
         return {"format": fmt, "written": import_onnx(file, out, onnx_as)}
     inputs = read_inputs(input) if input else None
@@ -382,6 +439,9 @@ def export_model(spec, out, *, time_unit: str = "s", onnx_iterations: int | None
     ``out``'s suffix. Returns ``{"format", "report"}`` (NIR: what NIR cannot carry; also written
     to ``report``) or ``{"format", "written"}`` (ONNX)."""
     fmt = _format(out, "output file")
+    check_output_file(out)  # before any work: exit 2 naming the path and why
+    if report:
+        check_output_file(report, "--report")
     if fmt == "onnx":
         return {"format": fmt, "written": export_onnx(spec, out, onnx_iterations)}
     rep = export_nir(spec, out, time_unit=time_unit or "s")
@@ -403,11 +463,12 @@ def train(spec, out=None, *, epochs: int | None = None, device: str = "auto", th
 
 def validate(spec, target, out, *, reference="brian2", tolerances=None, reuse: bool = False,
              steps: int | None = None, duration=None, seed: int | None = None, overrides=None,
-             codegen: str = "auto", device: str = "auto", log: Log | None = None) -> dict:
+             codegen: str = "auto", device: str = "auto", threads: int | None = None, log: Log | None = None) -> dict:
     """Run ``reference`` and ``target`` on the same inputs and seeds, compare them with stated
     metrics and tolerances, write ``out/report.json`` and ``out/report.html``; returns the report
     (``report["verdict"]["pass"]``). ``tolerances``: a :class:`Tolerances`, a tolerance YAML file
-    (docs/validate.md) or None for the target kind's defaults. ``steps``: only the first N steps."""
+    (docs/validate.md) or None for the target kind's defaults. ``steps``: only the first N steps.
+    ``threads``: CPU threads of torch runs (default 1 per single trial)."""
     net, t, ref = load(spec, overrides=overrides, duration=duration, seed=seed), _as_target(target), _as_target(reference)
     refuse_coders(net)
     if steps is not None:
@@ -424,7 +485,7 @@ def validate(spec, target, out, *, reference="brian2", tolerances=None, reuse: b
         tol = defaults(kind)
     (log or _quiet)(f"validating {net.name} on {t.name} against {ref.name} ({kind} tolerances)")
     return _validate(net, t, ref, out, tol, reuse=reuse, codegen=codegen, torch_device=device,
-                     quiet=log is None)
+                     quiet=log is None, threads=threads)
 
 
 __all__ = ["Compiled", "Deployment", "Evaluation", "RunOutputs", "backend", "build", "check", "compile", "deploy",

@@ -27,7 +27,8 @@ from ..core.errors import (
     NeurodeployError,
     SpecError,
 )
-from ..core.io import atomic_write_text
+from ..core.io import atomic_write_text, check_output_file
+from ..core.result import Result
 from ..core.targets import available_targets
 from ..core.versions import __version__
 from ..ir import to_json
@@ -35,9 +36,10 @@ from ..library.blocks import BLOCKS
 from ..library.neurons import NEURONS
 from ..library.plasticity import RULES
 from ..passes.expand import expand, expansion_summary
+from ..spec.loader import outside_paths_allowed
 from ..spec.overrides import parse_assignments
 from . import api
-from .commands import interop as interop_cmd, train as train_cmd, validate as validate_cmd
+from .commands import interop as interop_cmd, sweep as sweep_cmd, train as train_cmd, validate as validate_cmd
 
 EPILOG = """\
 examples:
@@ -52,6 +54,7 @@ examples:
   neurodeploy import tests/fixtures/nir-paper-lif/lif_norse.nir -o out/lif_norse.yaml
   neurodeploy export models/cuba_chain.yaml -o out/chain.nir
   neurodeploy train models/train/ipvae_digits.yaml -o out/ipvae
+  neurodeploy sweep models/ei_network.yaml --seeds 0..99 --targets torch -o out/ei_seeds
   neurodeploy eval models/ipvae/ipvae_digits.yaml --target loihi2-sim -o out/eval --images 64
   neurodeploy compile models/ipvae/ipvae_digits.yaml --target loihi2-sim -o out/ipvae_loihi
 
@@ -59,6 +62,10 @@ exit codes: 0 ok, 1 invalid input, 2 usage error, 3 backend failure / not implem
 docs: docs/spec.md (the YAML format), docs/validate.md, docs/interop.md, docs/torch.md,
       docs/ipvae.md, docs/learning.md, README.md (set-up, status)
 """
+
+
+#: commands that load specs (they take --allow-outside-paths)
+SPEC_COMMANDS = ("check", "compile", "run", "deploy", "eval", "validate", "export", "sweep")
 
 
 def _color(stream) -> bool:
@@ -87,6 +94,8 @@ def cmd_check(args) -> int:
     if args.ir and len(files) != 1:
         sys.stderr.write("neurodeploy check: --ir takes exactly one spec\n")
         return EXIT_USAGE
+    if args.ir:
+        check_output_file(args.ir, "--ir")  # exit 2 naming the path and why, before reading the spec
     records, worst = [], EXIT_OK
     for f in files:
         net, diags = api.check(f)
@@ -143,6 +152,29 @@ def _n(k: int, one: str, many: str | None = None) -> str:
     return f"{k} {one if k == 1 else (many or one + 's')}"
 
 
+def cmd_convert(args) -> int:
+    """A saved result (result.npz, or a run's directory) as an NWB file (docs/running.md)."""
+    src = Path(args.result)
+    src = src / "result.npz" if src.is_dir() else src
+    out = Path(args.out)
+    if out.suffix != ".nwb":
+        sys.stderr.write(f"neurodeploy convert: the output of --to nwb must end in .nwb, got '{out}'\n")
+        return EXIT_USAGE
+    try:
+        res = Result.load(src)
+    except (OSError, ValueError, KeyError) as e:  # missing, not a zip, not our format, a member missing
+        sys.stderr.write(f"neurodeploy convert: {src}: not a readable neurodeploy result.npz ({type(e).__name__}: "
+                         f"{e}); hint: give the result.npz (or the directory) that `neurodeploy run` wrote\n")
+        return EXIT_INVALID
+    try:
+        res.save_nwb(out)
+    except ImportError as e:
+        sys.stderr.write(f"neurodeploy convert: {e}; install with pip install 'neurodeploy[neo]'\n")
+        return EXIT_BACKEND
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
 def cmd_info(args) -> int:
     statuses = backend_statuses()
     targets = available_targets()
@@ -192,7 +224,8 @@ def _overrides(args) -> dict | None:
 
 def _options(args, target) -> object:
     """The target's backend options from the command line's backend option flags."""
-    flags = {k: getattr(args, k, None) for k in ("codegen", "device", "poisson", "torch_device", "dtype")}
+    flags = {k: getattr(args, k, None) for k in ("codegen", "device", "poisson", "torch_device", "dtype", "threads",
+                                                 "torch_kernel")}
     flags["progress"] = not (getattr(args, "json", False) or getattr(args, "quiet", False))
     return api.backend(target).options(flags, strict=False)
 
@@ -231,7 +264,7 @@ def cmd_eval(args) -> int:
         sys.stderr.write("neurodeploy eval: --batch must be >= 1\n")
         return EXIT_USAGE
     out = api.evaluate(args.spec, args.target, args.out, images=args.images, iterations=args.iterations,
-                       seed=args.seed, batch=args.batch, device=args.torch_device,
+                       seed=args.seed, batch=args.batch, device=args.torch_device, threads=args.threads,
                        progress=not (args.json or args.quiet), overrides=_overrides(args), log=_say(args))
     _show(args, out)
     return EXIT_OK
@@ -266,6 +299,10 @@ def cmd_train(args) -> int:
     return train_cmd.run(args)
 
 
+def cmd_sweep(args) -> int:
+    return sweep_cmd.run(args)
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog="example:\n  " + example,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(func=func)
+        if name in SPEC_COMMANDS:
+            sp.add_argument("--allow-outside-paths", action="store_true",
+                            help="let the spec read array files (file:) outside its own folder or by absolute "
+                                 "path; refused by default (docs/spec.md, 'Files a spec may read')")
         return sp
 
     sp = add("check", cmd_check, "validate model specs (every error with file:line:col and a hint)",
@@ -301,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("info", cmd_info, "versions, and which backends and targets are available here",
              "neurodeploy info --json")
     sp.add_argument("--json", action="store_true", help="print machine-readable output")
+
+    sp = add("convert", cmd_convert, "write a saved result (result.npz) as an NWB file (units table + traces)",
+             "neurodeploy convert out/ei/result.npz --to nwb -o out/ei/result.nwb")
+    sp.add_argument("result", metavar="RESULT", help="a result.npz, or the directory `neurodeploy run` wrote")
+    sp.add_argument("--to", required=True, choices=["nwb"],
+                    help="the format (Neo objects: Result.to_neo() in Python)")
+    sp.add_argument("-o", "--out", required=True, metavar="FILE", help="the .nwb file to write")
 
     cmds = {}
     for name, func, help, ex in (
@@ -337,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--dtype", choices=["float32", "float64"], default=None,
                     help="float arithmetic of the torch target (default: the target's number format, "
                          "float32 for torch; loihi2-torch is always integer)")
+    tt.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="CPU threads of a torch run (default: 1 for a single trial, every core for a batch)")
+    tt.add_argument("--torch-kernel", choices=["auto", "fused", "eager"], default=None,
+                    help="time loop of a torch run: auto = the fused CPU kernel (Numba) for a single float trial "
+                         "on the CPU where it applies, else the eager loop (default); fused = an error where it "
+                         "does not apply; eager = the eager loop (docs/torch.md)")
     _add_overrides(sp)
 
     sp = add("eval", cmd_eval, "evaluate a spec's ipvae (or lca) block on a target: DIR/metrics.json + DIR/reconstructions.png",
@@ -364,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="change the spec before it is read (repeatable), e.g. --set coder.step_size=0.5; the "
                          "length of a run is --iterations")
     sp.add_argument("--batch", type=int, metavar="B", help="images per Brian2/Lava run (default 50)")
+    sp.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="CPU threads of the torch target (default: every core; the images run as one batch)")
     sp.add_argument("--torch-device", choices=["auto", "cpu", "cuda"], default="auto",
                     help="torch target: auto = CUDA when a GPU is visible, else the CPU")
     sp.add_argument("--json", action="store_true", help="print machine-readable output")
@@ -386,6 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("train", cmd_train, "train a spec's learnable parts on the GPU fallback", "neurodeploy train models/train/ipvae_digits.yaml")
     train_cmd.add_arguments(sp)
+
+    sp = add("sweep", cmd_sweep, "run a spec over parameter values x seeds x targets, in parallel and resumable",
+             "", sweep_cmd.DESCRIPTION)
+    sp.epilog = sweep_cmd.EXAMPLES
+    sweep_cmd.add_arguments(sp)
     return p
 
 
@@ -400,10 +461,26 @@ def _add_overrides(sp) -> None:
                         "for every population that has it (tau_m='10 ms'); checked like the file itself")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message is logged (not the stream of the first
+    ``main`` call: a test harness or an embedding program may have replaced or closed that one)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     nd_log = logging.getLogger("neurodeploy")  # our messages only; Brian2 keeps its own logging
     if not nd_log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         nd_log.addHandler(handler)
         nd_log.setLevel(logging.INFO)
@@ -414,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        with outside_paths_allowed(getattr(args, "allow_outside_paths", False)):
+            return int(args.func(args) or 0)
     except SpecError as e:
         if getattr(args, "json", False):
             _print_json({"ok": False, "diagnostics": [d.to_json() for d in e.diagnostics]})

@@ -69,8 +69,9 @@ class Backend:
     def check_target(self, target: Target) -> None:
         """Raise when ``target`` cannot be used here at all (e.g. hardware that is not present)."""
 
-    def describe(self, target: Target, options) -> str:
-        """A few words for the ``running ...`` line (e.g. Brian2's code generation)."""
+    def describe(self, target: Target, options, net: Network | None = None) -> str:
+        """A few words for the ``running ...`` line (e.g. Brian2's code generation, which depends
+        on ``net``: its size and whether its compiled code is cached)."""
         return ""
 
     def run(self, net: Network, target: Target, options=None, seeds: tuple[int, ...] | None = None) -> list[Result]:

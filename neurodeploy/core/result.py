@@ -21,8 +21,12 @@ human-readable ``summary.json``. Times are in seconds, values in SI units.
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
+import os
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,6 +152,116 @@ class Result:
             columns=["probe", "target", "variable", "unit", "index", "t_s", "value"])
         return ResultFrames(spikes, rates, traces)
 
+    # --- other formats -----------------------------------------------------------------------
+    def to_neo(self):
+        """The result as a ``neo.Block`` (neo and quantities are imported here; ``pip install
+        neurodeploy[neo]``), for Elephant and other Neo-based tools:
+
+        * one ``Segment`` (0 to the run's duration) holding one ``SpikeTrain`` per neuron of each
+          spike-probed population (``t_stop`` = duration, annotations ``population``, ``neuron``),
+          in the order of :attr:`spikes` and of neuron index, and one ``AnalogSignal`` per trace
+          probe (``name`` = probe, values in the probe's SI unit, ``sampling_period`` from the
+          sample times; ``array_annotations['index']``: the recorded neuron or synapse indices);
+          a trace sampled irregularly becomes an ``IrregularlySampledSignal``;
+        * one ``Group`` per spike-probed population with its spike trains;
+        * the block's annotations: network, backend, target, dt, steps, seed and the population
+          sizes with their total spike counts (``counts`` are kept for populations without a spike
+          probe, whose individual spikes were not recorded).
+        """
+        import neo
+        import quantities as pq
+
+        duration = self.duration * pq.s
+        block = neo.Block(name=self.network, description=f"neurodeploy result: {self.network} on {self.target}",
+                          network=self.network, backend=self.backend, target=self.target, dt_s=self.dt,
+                          steps=self.steps, seed=self.seed,
+                          spike_counts={k: int(c.sum()) for k, c in self.counts.items()},
+                          population_sizes={k: int(len(c)) for k, c in self.counts.items()})
+        seg = neo.Segment(name=f"{self.network} on {self.target}", index=0)
+        block.segments.append(seg)
+        for k, s in self.spikes.items():
+            i, t = np.asarray(s.i, np.int64), np.asarray(s.t, float)
+            order = np.lexsort((t, i))
+            i, t = i[order], t[order]
+            bounds = np.searchsorted(i, np.arange(s.size + 1))
+            trains = []
+            for n in range(s.size):
+                st = neo.SpikeTrain(t[bounds[n]:bounds[n + 1]] * pq.s, t_start=0 * pq.s, t_stop=duration,
+                                    sampling_rate=(1.0 / self.dt) * pq.Hz, name=f"{k}[{n}]",
+                                    population=k, neuron=n)
+                trains.append(st)
+            seg.spiketrains.extend(trains)
+            block.groups.append(neo.Group(trains, name=k, population=k))
+        for k, tr in self.traces.items():
+            unit = _quantity_unit(pq, tr.unit)
+            t = np.asarray(tr.t, float)
+            values = np.asarray(tr.values, float) * unit
+            meta = dict(name=k, target=tr.target, variable=tr.variable, unit_si=tr.unit,
+                        array_annotations={"index": np.asarray(tr.index, np.int64)})
+            period = np.diff(t)
+            if len(t) >= 2 and np.allclose(period, period[0], rtol=1e-9, atol=0):
+                sig = neo.AnalogSignal(values, t_start=t[0] * pq.s, sampling_period=float(period[0]) * pq.s, **meta)
+                seg.analogsignals.append(sig)
+            else:
+                sig = neo.IrregularlySampledSignal(t * pq.s, values, **meta)
+                seg.irregularlysampledsignals.append(sig)
+        block.check_relationships()
+        return block
+
+    def save_nwb(self, path: str | Path, *, session_start_time=None, identifier: str | None = None) -> Path:
+        """Write the result as an NWB 2 file (pynwb is imported here; ``pip install
+        neurodeploy[neo]``), atomically:
+
+        * the ``units`` table: one row per neuron of each spike-probed population, its
+          ``spike_times`` (s), ``obs_intervals`` [0, duration] and the columns ``population`` and
+          ``neuron``;
+        * one ``TimeSeries`` per trace probe under ``acquisition`` (name = probe, data (T, n) in
+          the probe's SI unit, ``starting_time`` and ``rate`` when regularly sampled, else
+          ``timestamps``; the description names the target, variable and recorded indices);
+        * ``session_description``, ``notes``: the network, backend, target, dt, steps and seed.
+
+        ``session_start_time`` defaults to now (UTC), ``identifier`` to a random UUID; NWB
+        requires both."""
+        from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+
+        path = Path(path)
+        nwb = NWBFile(session_description=f"neurodeploy simulation of {self.network} on {self.target}",
+                      identifier=identifier or str(uuid.uuid4()),
+                      session_start_time=session_start_time or datetime.datetime.now(datetime.timezone.utc),
+                      notes=json.dumps({"network": self.network, "backend": self.backend, "target": self.target,
+                                        "dt_s": self.dt, "steps": self.steps, "seed": self.seed,
+                                        "versions": self.versions}),
+                      source_script="neurodeploy", source_script_file_name="neurodeploy")
+        if self.spikes:
+            nwb.add_unit_column("population", "the neurodeploy population of this neuron")
+            nwb.add_unit_column("neuron", "the neuron's index in its population")
+            for k, s in self.spikes.items():
+                i, t = np.asarray(s.i, np.int64), np.asarray(s.t, float)
+                for n in range(s.size):
+                    nwb.add_unit(spike_times=np.sort(t[i == n]), obs_intervals=[[0.0, self.duration]],
+                                 population=k, neuron=n)
+        for k, tr in self.traces.items():
+            t = np.asarray(tr.t, float)
+            period = np.diff(t)
+            timing = (dict(starting_time=float(t[0]), rate=float(1.0 / period[0]))
+                      if len(t) >= 2 and np.allclose(period, period[0], rtol=1e-9, atol=0)
+                      else dict(timestamps=t))
+            nwb.add_acquisition(TimeSeries(
+                name=k, data=np.asarray(tr.values, float), unit=tr.unit if tr.unit != "1" else "dimensionless",
+                description=f"{tr.target}.{tr.variable}; columns: indices {np.asarray(tr.index).tolist()}",
+                **timing))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.nwb", dir=path.parent)  # pynwb wants .nwb
+        os.close(fd)
+        try:
+            with NWBHDF5IO(tmp, "w") as io_:
+                io_.write(nwb)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
     # --- files -------------------------------------------------------------------------------
     def _meta(self) -> dict:
         return {
@@ -193,6 +307,16 @@ class Result:
                 r.traces[k] = Trace(info["target"], info["variable"], info["unit"], z[f"trace/{k}/t"],
                                     z[f"trace/{k}/index"], z[f"trace/{k}/values"])
         return r
+
+
+def _quantity_unit(pq, unit: str):
+    """A ``quantities`` unit for a neurodeploy SI unit name ("1": dimensionless)."""
+    if unit in ("1", "", None):
+        return pq.dimensionless
+    try:
+        return pq.Quantity(1.0, unit).units
+    except (LookupError, ValueError, AttributeError):
+        raise ValueError(f"unit '{unit}' has no counterpart in the quantities package") from None
 
 
 @dataclass

@@ -79,7 +79,7 @@ def test_loihi2_torch_is_bit_exact_with_lava_fixed_pt(model):
 def test_batch_of_identical_seeds_equals_separate_runs():
     net = shorten(nd.load("models/ei_network.yaml"), 300)
     single = torch_run(net, dtype="float64")[0]
-    batch = torch_run(net, dtype="float64", trial_seeds=(net.simulation.seed,) * 3)
+    batch = torch_run(net, dtype="float64", trial_seeds=(net.simulation.seed,) * 3, cpu_threads=1)
     assert len(batch) == 3
     for r in batch:
         for k in single.counts:
@@ -90,7 +90,7 @@ def test_batch_of_identical_seeds_equals_separate_runs():
 def test_batch_trials_differ_by_their_seed_and_match_their_own_runs():
     net = shorten(nd.load("models/ei_network.yaml"), 300)
     seeds = (42, 7)
-    batch = torch_run(net, dtype="float64", trial_seeds=seeds)
+    batch = torch_run(net, dtype="float64", trial_seeds=seeds, cpu_threads=1)  # 1: a loaded CI machine
     assert not np.array_equal(batch[0].counts["exc"], batch[1].counts["exc"])
     alone = torch_run(net, dtype="float64", trial_seeds=(7,))[0]
     np.testing.assert_array_equal(batch[1].counts["exc"], alone.counts["exc"])
@@ -141,9 +141,10 @@ def test_event_driven_delivery_equals_the_reference_and_the_matmul_path(monkeypa
 
 def test_oversized_runs_are_refused_before_allocating(monkeypatch):
     import neurodeploy.backends.torch.simulator as tb
+    from neurodeploy.core.errors import CompileError
 
-    monkeypatch.setattr(tb, "MAX_RECORD_CELLS", 1000)
-    with pytest.raises(BackendError, match="fewer steps or trials"):
+    monkeypatch.setattr(tb, "MAX_RECORD_BYTES", 1000)
+    with pytest.raises(CompileError, match="fewer steps or trials"):
         torch_run(nd.load("models/ei_network.yaml"))
 
 

@@ -73,7 +73,7 @@ def test_additive_stdp_with_delay_matches_the_reference():
 
 def test_batched_trials_keep_their_own_weights():
     net = shorten(nd.load(HYBRID), 150)
-    batch = torch_run(net, dtype="float64", trial_seeds=(5, 11))
+    batch = torch_run(net, dtype="float64", trial_seeds=(5, 11), cpu_threads=1)
     w0, w1 = (r.traces["driven_learner.weights"].values for r in batch)
     assert not np.array_equal(w0, w1)
     alone = torch_run(net, dtype="float64", trial_seeds=(11,))[0]

@@ -36,7 +36,8 @@ TOP = {"neurodeploy", "neurodeploy.__main__"}
 #: optional or slow-to-import dependencies (module prefixes): the only imports allowed inside a
 #: function (scipy.stats alone takes ~0.2 s to import and only table set-ups need it)
 HEAVY = {"brian2", "lava", "torch", "onnx", "onnxruntime", "nir", "h5py", "matplotlib", "pandas", "sklearn",
-         "skimage", "snntorch", "scipy.stats"}
+         "skimage", "snntorch", "scipy.stats", "joblib", "distributed", "ray", "pyarrow",
+         "scipy.sparse", "neo", "quantities", "pynwb", "numba"}  # scipy.sparse: not at `import neurodeploy`
 #: backends/<name>/ packages are independent of each other; only these modules join two
 JOINERS = {"neurodeploy.backends.hybrid"}
 

@@ -41,6 +41,8 @@ def add_arguments(sp) -> None:
     sp.add_argument("--codegen", choices=["auto", "cython", "numpy"], default="auto",
                     help="Brian2 code generation for a brian2 run (default auto)")
     sp.add_argument("--torch-device", choices=["auto", "cpu", "cuda"], default="auto", help="device of torch runs")
+    sp.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="CPU threads of torch runs (default: 1 for a single trial)")
 
 
 def _print_summary(report: dict) -> None:
@@ -73,7 +75,7 @@ def run(args, overrides: dict | None = None) -> int:
         report = api.validate(args.spec, args.target, args.out, reference=args.reference,
                               tolerances=args.tolerance_file, reuse=args.reuse, steps=args.steps,
                               duration=args.duration, seed=args.seed, overrides=overrides,
-                              codegen=args.codegen, device=args.torch_device,
+                              codegen=args.codegen, device=args.torch_device, threads=args.threads,
                               log=None if quiet else _log)
     if args.json:
         print(json.dumps({"ok": report["verdict"]["pass"], "report": report}, indent=2, default=str))
