@@ -412,11 +412,14 @@ def _format(path, what: str) -> str:
 
 
 def import_model(file, out, *, dt: float | None = None, steps: int | None = None, time_unit: str = "auto",
-                 input=None, repair: bool = False, onnx_as: str = "auto", report=None) -> dict:
+                 input=None, repair: bool = False, onnx_as: str = "auto", report=None,
+                 schedule: str | None = None) -> dict:
     """Convert a NIR graph or an ONNX model (by suffix) into a spec at ``out`` (plus an ``.npz`` of
     its arrays). NIR (docs/interop.md): ``dt`` (s), ``steps``, ``time_unit`` of the file's time
     constants, ``input`` (a .npy/.csv of input spikes), ``repair``; ``report``: also write the
-    import report there. ONNX: ``onnx_as`` ``auto``, ``decoder`` or ``dense``. Returns
+    import report there; ``schedule``: what one step means in the spec (default: the producer's,
+    recognised from the file, else ``exact``; docs/spec.md#schedule). ONNX: ``onnx_as`` ``auto``,
+    ``decoder`` or ``dense``. Returns
     ``{"format", "network", "report"}`` (NIR) or ``{"format", "written"}`` (ONNX)."""
     fmt = _format(file, "input file")
     if not Path(file).exists():
@@ -428,7 +431,7 @@ def import_model(file, out, *, dt: float | None = None, steps: int | None = None
         return {"format": fmt, "written": import_onnx(file, out, onnx_as)}
     inputs = read_inputs(input) if input else None
     net, rep = import_nir(file, out, dt=dt, first_columns=str(input or "").endswith(".csv"), steps=steps,
-                          time_unit=time_unit or "auto", inputs=inputs, repair=repair)
+                          time_unit=time_unit or "auto", inputs=inputs, repair=repair, schedule=schedule)
     if report:
         atomic_write_json(report, rep)
     return {"format": fmt, "network": net, "report": rep}

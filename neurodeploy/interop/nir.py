@@ -1,6 +1,9 @@
 """NIR import and export (the Neuromorphic Intermediate Representation, ``nir`` package).
 
-Import: ``nir.read`` (with NIR's own type check) -> a flat graph (nested graphs inlined, names
+Import: the HDF5 file walked and bounded first (:mod:`neurodeploy.core.data.hdf5`: no links, no
+external or virtual storage, standard filters, sizes in bytes; docs/interop.md, "Untrusted
+files"), then ``nir.read`` (with NIR's own type check) -> every node's numbers checked (real,
+finite, time constants > 0) -> a flat graph (nested graphs inlined, names
 joined with ``.``) -> every chain of linear nodes (Linear, Affine, Scale, Flatten, Delay,
 Conv1d/Conv2d, SumPool2d/AvgPool2d, inner Input/Output) between two spiking nodes multiplied
 out into one projection -> a spec (YAML + an ``.npz`` with the arrays beside it) that is then
@@ -39,12 +42,13 @@ from typing import Any
 
 import numpy as np
 import yaml
-from scipy import sparse
 
+from ..core.data.hdf5 import check_hdf5
 from ..core.errors import Diagnostic, NotImplementedYet, Span, SpecError, UsageError
 from ..core.io import atomic_write_bytes, atomic_write_text
+from ..core.limits import MAX_GRAPH_NESTING, MAX_STEPS
 from ..ir import CurrentStimulus, SpikeTimesStimulus
-from ..ir.nodes import MAX_POPULATION_SIZE
+from ..ir.nodes import MAX_POPULATION_SIZE, SCHEDULES
 from ..library import materialize as mat
 from ..library.neurons import get_neuron
 from ..library.neurons.graded import graded_parts
@@ -128,28 +132,17 @@ def read_graph(path, repair: bool = False):
 
 #: bound on the elements of all datasets of a NIR file, checked before ``nir.read`` loads them
 MAX_FILE_ELEMENTS = 200_000_000
+#: groups nested below the root of a NIR file: /node, then two per nested graph (nodes/<name>), metadata
+MAX_GROUP_DEPTH = 2 * MAX_GRAPH_NESTING + 4
 
 
 def _check_sizes(path) -> None:
-    """Refuse files whose datasets hold more than MAX_FILE_ELEMENTS elements (read from the HDF5
-    headers, before anything is loaded) or that are not HDF5 at all."""
-    import h5py
-
-    total = 0
-
-    def visit(_name, obj):
-        nonlocal total
-        if isinstance(obj, h5py.Dataset):
-            total += int(np.prod(obj.shape, dtype=np.float64)) if obj.shape else 1
-
-    try:
-        with h5py.File(path, "r") as f:
-            f.visititems(visit)
-    except Exception as e:
-        raise _spec_error(path, f"not a readable NIR graph: {type(e).__name__}: {e}",
-                          "NIR files are HDF5, written by nir.write") from None
-    if total > MAX_FILE_ELEMENTS:
-        raise SpecError([Diagnostic("ND102", f"the file's arrays hold {total:.3g} elements, more than "
+    """Walk the file's headers (:func:`neurodeploy.core.data.hdf5.check_hdf5`: no links, no
+    external or virtual storage, standard filters only, bytes bounded) and refuse files whose
+    datasets hold more than MAX_FILE_ELEMENTS elements, before anything is loaded."""
+    summary = check_hdf5(path, max_depth=MAX_GROUP_DEPTH, what="NIR graph", numeric=NUMERIC_FIELDS)
+    if summary.elements > MAX_FILE_ELEMENTS:
+        raise SpecError([Diagnostic("ND102", f"the file's arrays hold {summary.elements:.3g} elements, more than "
                                     f"{MAX_FILE_ELEMENTS:.0e}", Span(str(path)))])
 
 
@@ -188,8 +181,9 @@ def _flatten(graph, path) -> _Flat:
                           f"nodes here: {', '.join(sorted(g.nodes)) or '(none)'}")
 
     def walk(prefix: str, g, depth: int) -> None:
-        if depth > 32:
-            raise _spec_error(path, "graphs nested more than 32 levels deep")
+        if depth > MAX_GRAPH_NESTING:
+            raise SpecError([Diagnostic("ND206", f"graphs nested more than {MAX_GRAPH_NESTING} levels deep",
+                                        Span(str(path)), prefix.rstrip("."))])
         for name, node in g.nodes.items():
             if isinstance(node, nir.NIRGraph):
                 walk(f"{prefix}{name}.", node, depth + 1)
@@ -236,7 +230,10 @@ def _conv_matrix(node, in_shape: tuple[int, ...], nd: int, path, name: str):
     W = np.asarray(node.weight, dtype=float)
     c_out, c_in_g = W.shape[0], W.shape[1]
     ksz = W.shape[2:]
-    groups = int(getattr(node, "groups", 1) or 1)
+    g = np.asarray(getattr(node, "groups", 1) if getattr(node, "groups", None) is not None else 1).reshape(-1)
+    if g.size != 1 or not g[0] >= 1:
+        raise _spec_error(path, f"node '{name}': groups {g.tolist()} is not one positive integer")
+    groups = int(g[0])
     stride = np.broadcast_to(np.asarray(node.stride, dtype=int), (nd,))
     dil = np.broadcast_to(np.asarray(node.dilation, dtype=int), (nd,))
     pad = node.padding
@@ -278,13 +275,18 @@ def _conv_matrix(node, in_shape: tuple[int, ...], nd: int, path, name: str):
                 cols.append(in_flat)
                 vals.append(np.full(ok.sum(), w))
     n_out, n_in = c_out * int(np.prod(out_sp)), int(np.prod(in_shape))
+    import scipy.sparse as sparse  # slow to import: not at `import neurodeploy`
+
     M = sparse.csr_matrix((np.concatenate(vals) if vals else [], (np.concatenate(rows) if rows else [],
                                                                  np.concatenate(cols) if cols else [])),
                           shape=(n_out, n_in))
     b = getattr(node, "bias", None)
     bias = None
     if b is not None and np.any(np.asarray(b) != 0):
-        bias = np.repeat(np.asarray(b, dtype=float), int(np.prod(out_sp)))
+        b = np.asarray(b, dtype=float).reshape(-1)
+        if b.size != c_out:
+            raise _spec_error(path, f"node '{name}': bias of {b.size} values for {c_out} output channels")
+        bias = np.repeat(b, int(np.prod(out_sp)))
     return M, (c_out,) + out_sp, bias
 
 
@@ -313,6 +315,8 @@ class _Op:
 
 
 def _linear_op(name: str, node, in_shape: tuple[int, ...], path) -> _Op:
+    import scipy.sparse as sparse  # slow to import: not at `import neurodeploy`
+
     kind = type(node).__name__
     n_in = int(np.prod(in_shape)) if in_shape else None
     if kind in ("Linear", "Affine"):
@@ -322,6 +326,10 @@ def _linear_op(name: str, node, in_shape: tuple[int, ...], path) -> _Op:
         if n_in is not None and W.shape[1] != n_in:
             raise _spec_error(path, f"node '{name}' ({kind}): weight {W.shape} does not take an input of {n_in}")
         b = np.asarray(node.bias, dtype=float).reshape(-1) if kind == "Affine" else None
+        if b is not None and b.size not in (1, W.shape[0]):
+            raise _spec_error(path, f"node '{name}' (Affine): bias of {b.size} values for {W.shape[0]} outputs")
+        if b is not None and b.size == 1:
+            b = np.repeat(b, W.shape[0])
         return _Op(sparse.csr_matrix(W), (W.shape[0],), b if b is not None and np.any(b != 0) else None)
     if kind == "Scale":
         s = np.asarray(node.scale, dtype=float).reshape(-1)
@@ -368,12 +376,71 @@ class Imported:
     report: dict
 
 
-def _uniform(name: str, kind: str, node, fld: str) -> float:
+def _meta_number(meta: dict, key: str, path, what: str, option: str, integer: bool = False):
+    """``metadata["neurodeploy"][key]`` of the file as a positive (integer) number, or a SpecError
+    naming the file and the key (the value came from the file, not from ``option``)."""
+    v = meta[key]
+    if isinstance(v, np.ndarray) and v.size == 1:
+        v = v.reshape(-1)[0]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    where = f"metadata.{NS}.{key}"
+    hint = f"the file's metadata sets it; give {option} to override it"
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and isinstance(v, float) and not v.is_integer()):
+        raise SpecError([Diagnostic("ND203", f"the graph's metadata '{NS}.{key}' is {v!r}: expected {what} "
+                                    f"({'an integer' if integer else 'a number'})", Span(str(path)), where, hint)])
+    if not (math.isfinite(v) and v > 0) or (integer and v > MAX_STEPS):
+        bound = f"1 ... {MAX_STEPS:,}" if integer else "> 0"
+        raise SpecError([Diagnostic("ND205", f"the graph's metadata '{NS}.{key}' is {v!r}: {what} must be {bound}",
+                                    Span(str(path)), where, hint)])
+    return int(v) if integer else float(v)
+
+
+#: numeric fields of NIR nodes: checked to be real, finite numbers before use; time constants > 0
+NUMERIC_FIELDS = ("weight", "bias", "tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset", "w_in",
+                  "scale", "delay", "stride", "dilation", "groups", "kernel_size")
+POSITIVE_FIELDS = ("tau", "tau_mem", "tau_syn")
+
+
+def _check_values(flat: _Flat, path) -> None:
+    """Every numeric field of every node is real and finite (no text, no complex, no NaN/inf);
+    time constants are > 0 and delays >= 0. Errors name the file, the node and the field."""
+    for name, node in flat.nodes.items():
+        kind = type(node).__name__
+        fields = [f for f in NUMERIC_FIELDS if getattr(node, f, None) is not None]
+        if isinstance(getattr(node, "padding", None), (np.ndarray, list, tuple, int, float)):
+            fields.append("padding")
+        for fld in fields:
+            v = np.asarray(getattr(node, fld))
+            where, loc = f"nodes.{name}.{fld}", Span(str(path))
+            if v.dtype.kind not in "biuf":
+                what = {"c": "complex numbers", "U": "text", "S": "text"}.get(v.dtype.kind, f"{v.dtype} values")
+                raise SpecError([Diagnostic("ND203", f"node '{name}' ({kind}): '{fld}' holds {what}; expected real "
+                                            "numbers", loc, where, "NIR parameters are real float or integer arrays")])
+            if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+                bad = np.flatnonzero(~np.isfinite(v.reshape(-1)))
+                raise SpecError([Diagnostic("ND205", f"node '{name}' ({kind}): '{fld}' has {bad.size} non-finite "
+                                            f"value(s) (NaN or inf; first at flat index {int(bad[0])}: "
+                                            f"{v.reshape(-1)[bad[0]]})", loc, where,
+                                            "NaN weights silence neurons; fix the exporter or the trained model")])
+            if fld in POSITIVE_FIELDS and v.size and not np.all(v > 0):
+                raise SpecError([Diagnostic("ND205", f"node '{name}' ({kind}): time constant '{fld}' must be > 0 "
+                                            f"(has {v.min()!r})", loc, where)])
+            if fld == "delay" and v.size and not np.all(v >= 0):
+                raise SpecError([Diagnostic("ND205", f"node '{name}' ({kind}): 'delay' must be >= 0 (has "
+                                            f"{v.min()!r})", loc, where)])
+
+
+def _uniform(name: str, kind: str, node, fld: str, path="graph.nir") -> float:
     v = np.asarray(getattr(node, fld), dtype=float).reshape(-1)
     if v.size == 0:
-        raise _spec_error("", f"node '{name}' ({kind}): '{fld}' is empty", where=f"nodes.{name}.{fld}")
+        raise SpecError([Diagnostic("ND203", f"node '{name}' ({kind}): '{fld}' is empty", Span(str(path)),
+                                    f"nodes.{name}.{fld}")])
     if not np.all(np.isfinite(v)):
-        raise SpecError([Diagnostic("ND205", f"node '{name}' ({kind}): '{fld}' has non-finite values", Span(""))])
+        raise SpecError([Diagnostic("ND205", f"node '{name}' ({kind}): '{fld}' has non-finite values", Span(str(path)),
+                                    f"nodes.{name}.{fld}")])
     if not np.allclose(v, v[0], rtol=1e-6, atol=0):
         raise NotImplementedYet(
             f"node '{name}' ({kind}): '{fld}' differs between neurons ({v.min():g}..{v.max():g}); neurodeploy "
@@ -395,7 +462,7 @@ def _time_unit(flat: _Flat, graph, time_unit: str, dt: float) -> tuple[float, st
         if time_unit == "step":
             return dt, "step", "given (--time-unit step: 1 unit = dt)"
         return TIME_UNITS[time_unit], time_unit, f"given (--time-unit {time_unit})"
-    if isinstance(meta, dict) and meta.get("time_unit") in TIME_UNITS:
+    if isinstance(meta, dict) and isinstance(meta.get("time_unit"), str) and meta["time_unit"] in TIME_UNITS:
         u = str(meta["time_unit"])
         return TIME_UNITS[u], u, "stated in the graph's neurodeploy metadata"
     taus = []
@@ -414,19 +481,77 @@ def _q(value: float, unit: str) -> str:
     return f"{float(value)!r} * {unit}"
 
 
+#: producers named in a graph's metadata -> the schedule that is their semantics (docs/interop.md)
+PRODUCER_SCHEDULES = {"snntorch": "discrete", "norse": "discrete", "spyx": "discrete", "lava": "loihi",
+                      "loihi": "loihi", "neurodeploy": None}
+#: snnTorch's ``export_to_nir`` writes every Leaky/Synaptic with this dt folded in (tau = dt/(1-beta))
+SNNTORCH_DT = 1e-4
+
+
+def _choose_schedule(graph, flat: _Flat, given: str | None) -> tuple[str, str]:
+    """(schedule, why) for an imported graph: given; stated by neurodeploy's metadata; a producer
+    named in the graph's metadata; snnTorch's export signature (every LIF/CubaLIF with
+    ``r = tau / 1e-4``, ``v_leak = v_reset = 0``, and ``w_in = tau_syn / 1e-4``); else ``exact``."""
+    if given is not None:
+        if given not in SCHEDULES:
+            raise UsageError(f"schedule {given!r}: expected one of {', '.join(SCHEDULES)}")
+        return given, "given"
+    gmeta = getattr(graph, "metadata", None)
+    gmeta = gmeta if isinstance(gmeta, dict) else {}
+    ours = gmeta.get(NS)
+    if isinstance(ours, dict) and "time_unit" in ours:  # written by neurodeploy's export
+        sched = ours.get("schedule", SCHEDULES[0])
+        if sched in SCHEDULES:
+            return sched, "stated in the graph's neurodeploy metadata"
+    for key, value in gmeta.items():
+        if key == NS:
+            continue
+        text = f"{key} {value}".lower() if isinstance(value, (str, int, float)) else str(key).lower()
+        for producer, sched in PRODUCER_SCHEDULES.items():
+            if sched and re.search(rf"\b{producer}\b", text):
+                return sched, f"the graph's metadata names {producer} ('{key}')"
+    neurons = [n for n in flat.nodes.values() if type(n).__name__ in ("LIF", "CubaLIF")]
+
+    def close(a, b) -> bool:
+        return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-5, atol=0))
+
+    def snntorch_like(n) -> bool:
+        if type(n).__name__ == "LIF":
+            ok = close(np.asarray(n.r, dtype=float) * SNNTORCH_DT, n.tau)
+        else:
+            ok = close(np.asarray(n.r, dtype=float) * SNNTORCH_DT, n.tau_mem) and \
+                close(np.asarray(n.w_in, dtype=float) * SNNTORCH_DT, n.tau_syn)
+        return ok and not np.any(np.asarray(n.v_leak)) and not np.any(np.asarray(n.v_reset))
+
+    if neurons and all(snntorch_like(n) for n in neurons):
+        return "discrete", ("every LIF/CubaLIF has snnTorch's export signature (r = tau / 0.1 ms, v_leak = v_reset "
+                            "= 0: a Leaky/Synaptic with beta = 1 - dt/tau): snnTorch's Euler-beta semantics")
+    return SCHEDULES[0], ("no producer named in the graph and no known export signature: NIR's continuous-time "
+                          "reading, integrated exactly (pass schedule='discrete' for a discrete-time producer such "
+                          "as snnTorch or Norse, 'loihi' for Lava)")
+
+
 def convert(graph, *, path="graph.nir", dt: float | None = None, steps: int | None = None,
             time_unit: str = "auto", inputs: dict[str, np.ndarray] | None = None, name: str | None = None,
-            notes: list | None = None, arrays_file: str = "arrays.npz", first_columns: bool = False) -> Imported:
-    """A NIR graph -> spec data (see the module docstring for the mapping)."""
+            notes: list | None = None, arrays_file: str = "arrays.npz", first_columns: bool = False,
+            schedule: str | None = None) -> Imported:
+    """A NIR graph -> spec data (see the module docstring for the mapping). ``schedule``: the
+    spec's ``simulation.schedule`` (None: chosen from the graph, see :func:`_choose_schedule`)."""
     report: dict[str, Any] = {"file": str(path), "nodes": {}, "dropped": [], "approximated": [], "notes": list(notes or [])}
     meta = graph.metadata.get(NS, {}) if isinstance(getattr(graph, "metadata", None), dict) else {}
     if dt is None:
-        dt = float(meta["dt"]) if isinstance(meta, dict) and "dt" in meta else DEFAULT_DT
-    if not (dt > 0 and math.isfinite(dt)):
+        dt = _meta_number(meta, "dt", path, "a time step in seconds", "--dt") if isinstance(meta, dict) \
+            and "dt" in meta else DEFAULT_DT
+    elif not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
         raise UsageError(f"--dt must be a positive time, got {dt}")
     if steps is None:
-        steps = int(meta["steps"]) if isinstance(meta, dict) and "steps" in meta else DEFAULT_STEPS
+        steps = _meta_number(meta, "steps", path, "a number of steps", "--steps", integer=True) \
+            if isinstance(meta, dict) and "steps" in meta else DEFAULT_STEPS
     flat = _flatten(graph, path)
+    _check_values(flat, path)
+    sched, sched_why = _choose_schedule(graph, flat, schedule)
+    report["schedule"] = {"schedule": sched, "reason": sched_why}
+    report["notes"].append({"kind": "schedule", "node": "simulation", "detail": f"schedule: {sched} ({sched_why})"})
     unit_s, unit_name, why = _time_unit(flat, graph, time_unit, dt)
     report["time_unit"] = {"unit": unit_name, "seconds": unit_s, "reason": why}
     report["dt"] = dt
@@ -461,7 +586,11 @@ def convert(graph, *, path="graph.nir", dt: float | None = None, steps: int | No
     def op_of(n: str, in_shape):
         key = (n, tuple(in_shape))
         if key not in ops:
-            ops[key] = _linear_op(n, flat.nodes[n], tuple(in_shape), path)
+            try:
+                ops[key] = _linear_op(n, flat.nodes[n], tuple(in_shape), path)
+            except (ValueError, TypeError, IndexError) as e:  # parameters that do not fit each other
+                raise SpecError([Diagnostic("ND503", f"node '{n}' ({type(flat.nodes[n]).__name__}): invalid "
+                                            f"parameters: {e}", Span(str(path)), f"nodes.{n}")]) from None
         return ops[key]
 
     contributions: dict[tuple[str, str, float], Any] = {}
@@ -500,6 +629,8 @@ def convert(graph, *, path="graph.nir", dt: float | None = None, steps: int | No
                 identity = type(flat.nodes[nxt]).__name__ in ("Input", "Output", "Flatten")
                 trace(origin, nxt, M2, op.out_shape, delay + op.delay, stack + (nxt,), ident and identity)
 
+    import scipy.sparse as sparse  # slow to import: not at `import neurodeploy`
+
     for origin in list(sources) + list(pops):
         n = sources[origin]["size"] if origin in sources else pops[origin]["size"]
         shape = sources[origin]["shape"] if origin in sources else (_shape_out(flat.nodes[origin]) or (n,))
@@ -537,40 +668,41 @@ def convert(graph, *, path="graph.nir", dt: float | None = None, steps: int | No
     for fname, info in pops.items():
         node, kind, pname = info["node"], info["kind"], info["name"]
         if kind == "LIF":
-            tau = _uniform(fname, kind, node, "tau") * unit_s
-            r = _uniform(fname, kind, node, "r")
-            params = {"tau_m": _q(tau, "second"), "v_rest": _q(_uniform(fname, kind, node, "v_leak"), "volt"),
-                      "v_reset": _q(_uniform(fname, kind, node, "v_reset"), "volt"),
-                      "v_th": _q(_uniform(fname, kind, node, "v_threshold"), "volt"),
+            tau = _uniform(fname, kind, node, "tau", path) * unit_s
+            r = _uniform(fname, kind, node, "r", path)
+            params = {"tau_m": _q(tau, "second"), "v_rest": _q(_uniform(fname, kind, node, "v_leak", path), "volt"),
+                      "v_reset": _q(_uniform(fname, kind, node, "v_reset", path), "volt"),
+                      "v_th": _q(_uniform(fname, kind, node, "v_threshold", path), "volt"),
                       "R_m": _q(r, "ohm"), "t_ref": _q(0.0, "second")}
             model, factor[fname], wunit = "lif", r * dt / tau, "volt"
         elif kind in ("CubaLIF", "CubaLI"):  # CubaLI: CubaLIF without threshold and reset
             spiking = kind == "CubaLIF"
-            tau_syn = _uniform(fname, kind, node, "tau_syn") * unit_s
-            w_in = _uniform(fname, kind, node, "w_in")
+            tau_syn = _uniform(fname, kind, node, "tau_syn", path) * unit_s
+            w_in = _uniform(fname, kind, node, "w_in", path)
             params = {"tau_syn": _q(tau_syn, "second"),
-                      "tau_m": _q(_uniform(fname, kind, node, "tau_mem") * unit_s, "second"),
-                      "v_leak": _q(_uniform(fname, kind, node, "v_leak"), "volt")}
+                      "tau_m": _q(_uniform(fname, kind, node, "tau_mem", path) * unit_s, "second"),
+                      "v_leak": _q(_uniform(fname, kind, node, "v_leak", path), "volt")}
             if spiking:
-                params["v_th"] = _q(_uniform(fname, kind, node, "v_threshold"), "volt")
-                params["v_reset"] = _q(_uniform(fname, kind, node, "v_reset"), "volt")
-            params["R_m"] = _q(_uniform(fname, kind, node, "r"), "ohm")
+                params["v_th"] = _q(_uniform(fname, kind, node, "v_threshold", path), "volt")
+                params["v_reset"] = _q(_uniform(fname, kind, node, "v_reset", path), "volt")
+            params["R_m"] = _q(_uniform(fname, kind, node, "r", path), "ohm")
             if spiking:
                 params["reset_mode"] = "to_value"
             model = "cuba_lif" if spiking else "cuba_li"
             factor[fname], wunit = w_in * dt / tau_syn, "amp"
         elif kind == "LI":
-            tau = _uniform(fname, kind, node, "tau") * unit_s
-            r = _uniform(fname, kind, node, "r")
-            params = {"tau_m": _q(tau, "second"), "v_leak": _q(_uniform(fname, kind, node, "v_leak"), "volt"),
+            tau = _uniform(fname, kind, node, "tau", path) * unit_s
+            r = _uniform(fname, kind, node, "r", path)
+            params = {"tau_m": _q(tau, "second"), "v_leak": _q(_uniform(fname, kind, node, "v_leak", path), "volt"),
                       "R_m": _q(r, "ohm")}
             model, factor[fname], wunit = "li", r * dt / tau, "volt"
         else:  # IF
-            r = _uniform(fname, kind, node, "r")
+            r = _uniform(fname, kind, node, "r", path)
             if r <= 0:
-                raise NotImplementedYet(f"node '{fname}' (IF): r = {r} (must be > 0)")
-            params = {"C_m": _q(unit_s / r, "farad"), "v_th": _q(_uniform(fname, kind, node, "v_threshold"), "volt"),
-                      "v_reset": _q(_uniform(fname, kind, node, "v_reset"), "volt")}
+                raise SpecError([Diagnostic("ND205", f"node '{fname}' (IF): r = {r} (must be > 0)", Span(str(path)),
+                                            f"nodes.{fname}.r")])
+            params = {"C_m": _q(unit_s / r, "farad"), "v_th": _q(_uniform(fname, kind, node, "v_threshold", path), "volt"),
+                      "v_reset": _q(_uniform(fname, kind, node, "v_reset", path), "volt")}
             model, factor[fname], wunit = "if", r * dt / unit_s, "volt"
         info["model"], info["wunit"] = model, wunit
         entry: dict[str, Any] = {"name": pname, "size": info["size"], "model": model, "params": params}
@@ -633,8 +765,21 @@ def convert(graph, *, path="graph.nir", dt: float | None = None, steps: int | No
                     spikes.append({"neuron": i, "times": [_q(k * dt, "second") for k in ks]})
         elif _input_meta(flat.nodes[fname]) is not None:
             idx, times = _input_meta(flat.nodes[fname])
-            for i in sorted(set(idx.tolist())):
-                spikes.append({"neuron": int(i), "times": [_q(t, "second") for t in times[idx == i]]})
+            where = f"nodes.{fname}.metadata.{NS}"
+            if idx.size > MAX_INPUT_SPIKES:
+                raise SpecError([Diagnostic("ND206", f"Input '{fname}': its metadata holds {idx.size:,} spike times, "
+                                            f"more than {MAX_INPUT_SPIKES:,} (they are written into the spec)",
+                                            Span(str(path)), where)])
+            if idx.size and (idx.min() < 0 or idx.max() >= info["size"] or not np.all(np.isfinite(times))
+                             or times.min() < 0):
+                raise SpecError([Diagnostic("ND205", f"Input '{fname}': its metadata's spike indices must lie in "
+                                            f"0 ... {info['size'] - 1} and its times be finite and >= 0",
+                                            Span(str(path)), where)])
+            order = np.argsort(idx, kind="stable")
+            idx, times = idx[order], times[order]
+            starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]]) if idx.size else np.array([], int)
+            for a, b in zip(starts, np.r_[starts[1:], idx.size]):
+                spikes.append({"neuron": int(idx[a]), "times": [_q(t, "second") for t in times[a:b]]})
             report["notes"].append({"kind": "input", "node": fname,
                                     "detail": f"{len(times)} spike times restored from neurodeploy metadata"})
         else:
@@ -691,6 +836,8 @@ def convert(graph, *, path="graph.nir", dt: float | None = None, steps: int | No
         "simulation": {"dt": _q(dt, "second"), "steps": int(steps), "seed": 0},
         "populations": populations,
     }
+    if sched != SCHEDULES[0]:
+        spec["simulation"]["schedule"] = sched
     if stimuli:
         spec["stimuli"] = stimuli
     if projections:
@@ -753,7 +900,8 @@ def read_inputs(path, size_hint: int | None = None) -> np.ndarray:
 
 
 def import_nir(path, out=None, *, dt: float | None = None, steps: int | None = None, time_unit: str = "auto",
-               inputs=None, repair: bool = False, name: str | None = None, first_columns: bool = False):
+               inputs=None, repair: bool = False, name: str | None = None, first_columns: bool = False,
+               schedule: str | None = None):
     """Import a NIR file. Returns ``(network, report)``.
 
     With ``out`` (a spec path) the spec YAML and an ``.npz`` of its arrays are written there
@@ -761,7 +909,8 @@ def import_nir(path, out=None, *, dt: float | None = None, steps: int | None = N
     Without ``out`` they go to a fresh temporary directory (kept; its path is ``report["spec"]``).
     ``inputs``: ``{input node name: array (steps, neurons) of 0/1}``, or one array for a graph
     with one Input; ``first_columns``: use the first columns of a wider array (the NIR paper's
-    CSVs hold input, voltage and output spike).
+    CSVs hold input, voltage and output spike). ``schedule``: the spec's ``simulation.schedule``
+    (None: chosen from the graph; ``report["schedule"]`` says which and why).
     """
     if time_unit not in ("auto", "step", *TIME_UNITS):
         raise UsageError(f"time unit {time_unit!r}: expected auto, s, ms or step")
@@ -776,7 +925,7 @@ def import_nir(path, out=None, *, dt: float | None = None, steps: int | None = N
     out = Path(out)
     arrays_file = out.with_suffix(".npz").name
     imp = convert(graph, path=path, dt=dt, steps=steps, time_unit=time_unit, inputs=inputs, name=name,
-                  notes=notes, arrays_file=arrays_file, first_columns=first_columns)
+                  notes=notes, arrays_file=arrays_file, first_columns=first_columns, schedule=schedule)
     net = write_spec(imp, out)
     imp.report["spec"] = str(out)
     return net, imp.report
@@ -964,6 +1113,8 @@ def export_nir(net, path, *, time_unit: str = "s") -> dict:
     meta = {"time_unit": time_unit, "dt": float(dt), "steps": int(net.simulation.steps), "seed": int(net.simulation.seed),
             "name": net.name, "report": json.dumps({"dropped": report["dropped"], "approximated": report["approximated"]},
                                                   default=str)}
+    if net.simulation.schedule != SCHEDULES[0]:
+        meta["schedule"] = net.simulation.schedule
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={NS: meta}, type_check=True)
     buf = io.BytesIO()
     nir.write(buf, graph)

@@ -20,13 +20,28 @@ from ..core.limits import (  # noqa: F401  (re-exported: the IR's bounds)
 )
 
 IR_VERSION = 1
+#: the values of ``simulation.schedule``; the first is the default (see :class:`Simulation`)
+SCHEDULES = ("exact", "discrete", "loihi")
 
 
 @dataclass(frozen=True)
 class Simulation:
+    """``schedule``: what one time step means (docs/spec.md#schedule), one of :data:`SCHEDULES`:
+
+    * ``exact`` (default): exact integration of the linear ODEs in Brian2's default order
+      (integrate, threshold, this step's synaptic input, reset: input arriving in a spike step
+      is lost);
+    * ``discrete``: Euler with ``beta = 1 - dt/tau`` and reset before delivery (snnTorch, Norse,
+      NIR's discrete reading): the reset of step k-1's spike, then ``v = beta v + input``, then
+      the threshold; zero-delay connections carry a spike within its step, in topological order;
+    * ``loihi``: Lava's CUBA LIF as Lava means its parameters (Euler, ``u`` then ``v``) and a
+      connection delivers one step late, also from spike sources (Lava / Loihi 2).
+    """
+
     dt: float  # s
     steps: int
     seed: int = 0
+    schedule: str = "exact"
 
     @property
     def duration(self) -> float:

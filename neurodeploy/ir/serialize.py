@@ -17,6 +17,9 @@ from typing import Any, Union
 from . import nodes
 from .nodes import IR_VERSION, STIMULUS_TYPES, Network
 
+#: fields left out of the JSON while they hold their default (added after IR files were written)
+_OMIT_DEFAULT = {nodes.Simulation: ("schedule",)}
+
 
 def to_dict(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -25,7 +28,10 @@ def to_dict(obj: Any) -> Any:
         if type(obj) in STIMULUS_TYPES.values():
             d["kind"] = kind
         for f in dataclasses.fields(obj):
-            d[f.name] = to_dict(getattr(obj, f.name))
+            value = getattr(obj, f.name)
+            if f.name in _OMIT_DEFAULT.get(type(obj), ()) and value == f.default:
+                continue  # written only when it differs from the default (older IR files stay valid)
+            d[f.name] = to_dict(value)
         return d
     if isinstance(obj, (tuple, list)):
         return [to_dict(x) for x in obj]

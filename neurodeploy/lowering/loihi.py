@@ -17,6 +17,14 @@ variables, derived in the comments of :func:`lower_population`:
   ``d = R_m tau_syn/(tau_syn - tau_m) (a_s - a_m)`` and weights ``w_lava = d w``;
 * a Brian2 delay of ``k`` steps is a Lava ``DelayDense``/``DelaySparse`` delay of ``k``.
 
+Under ``simulation.schedule`` (docs/spec.md#schedule) other than ``exact`` there is no change of
+variables: ``discrete`` and ``loihi`` *are* Euler schemes, so the parameters pass through as Lava
+means them (``dv = dt/tau_m``, ``du = dt/tau_syn`` or 1, ``lif`` weights unscaled, ``cuba_lif``
+weights ``R_m dt/tau_m w``, no input dropped after a spike). ``loihi`` keeps Lava's one-step
+latency (from spike sources too, as a RingBuffer feeding a Dense); ``discrete`` delivers a
+zero-delay connection within the step (:func:`discrete_order`, :func:`schedule_delay`), which
+Lava cannot: its populations are reported unsupported on Lava (they run on the torch fallback).
+
 Populations whose semantics plain Lava ``LIF`` cannot express (refractoriness, a reset value
 other than the resting/leak potential, reset by subtraction, or ``lif``'s loss of input that
 arrives while the potential is clamped) use neurodeploy's ``NDLIF`` process
@@ -25,10 +33,10 @@ arrives while the potential is clamped) use neurodeploy's ``NDLIF`` process
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
 
 from ..core.errors import CompileError
 from ..ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
@@ -39,6 +47,8 @@ from ..library.plasticity import lowering
 from .learning_engine import canonical_encoding, stdp_bounds, third_factor_encoding
 
 SUPPORTED_MODELS = ("lif", "cuba_lif", "if")
+#: the models with a step under the Euler schedules ``discrete`` and ``loihi``
+EULER_MODELS = ("lif", "cuba_lif", "if")
 #: bound on the (neurons x steps) spike array a Lava RingBuffer source holds in memory
 RINGBUFFER_MAX_CELLS = 200_000_000
 
@@ -87,9 +97,13 @@ class LoweredProjection:
     canonical: object | None = None  # plasticity.canonical.CanonicalRule, for rules other than pair STDP
     modulator: dict | None = None  # the third factor's source (plasticity.Lowering.modulator)
     gate: tuple | None = None  # or a phase gate (plasticity.Lowering.gate)
+    #: schedule ``discrete``: delivered in the step it was emitted (after its source stepped)
+    same_step: bool = False
 
     def matrix(self):
         """(n_post, n_pre) sparse matrix, as Lava wants it (repeated pairs summed)."""
+        import scipy.sparse as sparse  # scipy is slow to import: only where a matrix is built
+
         return sparse.csr_matrix((self.w, (self.j, self.i)), shape=(self.n_tgt, self.n_src))
 
     def dense(self) -> np.ndarray:
@@ -112,6 +126,7 @@ class LoweredNetwork:
     projections: dict[str, LoweredProjection] = field(default_factory=dict)
     sources: dict[str, LoweredSource] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what the lowering cannot reproduce exactly
+    schedule: str = "exact"  # the spec's simulation.schedule
 
 
 class Unsupported(Exception):
@@ -122,9 +137,20 @@ class Unsupported(Exception):
         self.node, self.reason = node, reason
 
 
-def unsupported_nodes(net: Network) -> list[Unsupported]:
-    """Every node of ``net`` that the Lava targets cannot run, with the reason (empty if none)."""
+def unsupported_nodes(net: Network, same_step: bool = False) -> list[Unsupported]:
+    """Every node of ``net`` that the Lava targets cannot run, with the reason (empty if none).
+    ``same_step``: the caller delivers within a step (torch), so schedule ``discrete`` is fine."""
     out: list[Unsupported] = []
+    if net.simulation.schedule == "discrete" and not same_step:
+        for p in net.populations:
+            out.append(Unsupported(p.name, "schedule 'discrete' delivers a spike through a zero-delay connection "
+                                           "within its step; Lava delivers one step late (use schedule 'loihi', "
+                                           "or the torch / reference targets)"))
+    if net.simulation.schedule != "exact":
+        for p in net.populations:
+            if p.model not in EULER_MODELS and p.model in NEURONS and not NEURONS[p.model].graded:
+                out.append(Unsupported(p.name, f"neuron model '{p.model}' has no '{net.simulation.schedule}' "
+                                               f"schedule (models with one: {', '.join(EULER_MODELS)})"))
     constant_currents(net, out)
     for p in net.populations:
         if p.model not in SUPPORTED_MODELS:
@@ -187,8 +213,10 @@ def lower_population(net: Network, pop, current: np.ndarray | None) -> LoweredPo
             vth=float(p.v_th - p.v_reset), bias=np.broadcast_to(dt * (p.I_bias + i_ext) / p.C_m, (pop.size,)).astype(float),
             v_reset=0.0, reset_mode=1 if subtract else 0, refractory_steps=0,
             # to_value: the input of the spike step is lost (as lif's); subtract keeps it
-            input_drop=0 if subtract else 2, v_offset=float(p.v_reset), u_scale=0.0, weight_factor=1.0,
+            input_drop=0 if subtract or net.simulation.schedule != "exact" else 2, v_offset=float(p.v_reset), u_scale=0.0, weight_factor=1.0,
             v0=init["v"] - p.v_reset, u0=np.zeros(pop.size), tau_m=float("inf"), tau_syn=None, dt=dt)
+    if net.simulation.schedule != "exact":
+        return _euler_population(net, pop, p, init, i_ext)
     a_m = np.exp(-dt / p.tau_m)
     dv = 1.0 - a_m
     n_ref = int(round(p.t_ref / dt))
@@ -231,6 +259,91 @@ def lower_population(net: Network, pop, current: np.ndarray | None) -> LoweredPo
         v0=init["v"] - offset, u0=u0, tau_m=float(p.tau_m), tau_syn=tau_syn, dt=dt)
 
 
+def _euler_population(net: Network, pop, p, init, i_ext) -> LoweredPopulation:
+    """Schedules ``discrete`` and ``loihi``: the model's Euler step is Lava's LIF as Lava means
+    it, so the parameters pass through (``u`` holds ``R_m dt/tau_m I`` for ``cuba_lif``)."""
+    dt = net.simulation.dt
+    n_ref = int(round(p.t_ref / dt))
+    dv = euler_decay(net, p.tau_m)
+    bias = dv * p.R_m * (p.I_bias + i_ext)
+    if pop.model == "lif":
+        offset, du, u_scale, wfac, tau_syn, u0 = p.v_rest, 1.0, 0.0, 1.0, None, np.zeros(pop.size)
+        reset_mode, v_reset = 0, p.v_reset - p.v_rest
+    else:
+        offset, du, tau_syn = p.v_leak, euler_decay(net, p.tau_syn), p.tau_syn
+        u_scale = wfac = p.R_m * dv
+        u0 = u_scale * init["I"]
+        reset_mode = 1 if p.reset_mode == "subtract" else 0
+        v_reset = 0.0 if reset_mode else p.v_reset - p.v_leak
+    plain = n_ref == 0 and reset_mode == 0 and v_reset == 0.0
+    return LoweredPopulation(
+        name=pop.name, size=pop.size, model=pop.model, process="LIF" if plain else "NDLIF",
+        du=float(du), dv=float(dv), vth=float(p.v_th - offset), bias=np.broadcast_to(bias, (pop.size,)).astype(float),
+        v_reset=float(v_reset), reset_mode=reset_mode, refractory_steps=n_ref, input_drop=0,
+        v_offset=float(offset), u_scale=float(u_scale), weight_factor=float(wfac),
+        v0=init["v"] - offset, u0=u0, tau_m=float(p.tau_m), tau_syn=tau_syn, dt=dt)
+
+
+def euler_decay(net: Network, tau: float) -> float:
+    """The decay per step ``dt/tau`` of the Euler schedules. Under ``loihi`` it is Lava's 12-bit
+    constant as Lava's converters compute it (``int(4096 dt/tau)``, truncated; e.g. NIR's Lava
+    LIF of the NIR paper: dt/tau = 0.04 -> dv = 163), divided by 4096, in every backend, so that
+    float runs and the integers of ``loihi2-sim`` mean the same neuron."""
+    x = net.simulation.dt / tau
+    if net.simulation.schedule == "loihi":
+        return math.floor(min(x, 1.0) * 4096 + 1e-9) / 4096
+    return x
+
+
+def discrete_order(net: Network) -> tuple[list[str], set[str]]:
+    """Schedule ``discrete``: the populations in the order they step within a time step, and the
+    names of the projections delivered within the step (zero delay, source earlier in that
+    order; sources are always earlier). The order is a topological one of the zero-delay
+    projections between populations (reverse DFS post-order from the spec's order); a zero-delay
+    projection that closes a cycle (a recurrent one) delivers one step later, as snnTorch's
+    recurrent layers do."""
+    names = [p.name for p in net.populations]
+    succ: dict[str, list[str]] = {n: [] for n in names}
+    for pr in net.projections:
+        if pr.source in succ and pr.target in succ and mat.delay_steps(pr.delay, net.simulation.dt) == 0:
+            succ[pr.source].append(pr.target)
+    seen, post = set(), []
+    for root in names:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(succ[root]))]
+        while stack:  # iterative DFS
+            node, it = stack[-1]
+            nxt = next((m for m in it if m not in seen), None)
+            if nxt is None:
+                post.append(node)
+                stack.pop()
+            else:
+                seen.add(nxt)
+                stack.append((nxt, iter(succ[nxt])))
+    order = post[::-1]
+    pos = {n: i for i, n in enumerate(order)}
+    same = {pr.name for pr in net.projections if mat.delay_steps(pr.delay, net.simulation.dt) == 0
+            and (pr.source not in pos or (pr.target in pos and pos[pr.source] < pos[pr.target]))}
+    return order, same
+
+
+def schedule_delay(net: Network, pr, delay_steps: int, same: set[str] | None = None) -> tuple[int, bool]:
+    """(delay in the Lava form, same-step flag) of projection ``pr`` with ``delay_steps`` of
+    spec delay under the network's schedule. The Lava form makes a spike emitted in step ``k``
+    part of the input of step ``k + 1 + delay`` (from sources and populations alike): that is
+    the ``loihi`` schedule as it stands, and ``exact`` through the change of variables.
+    ``discrete`` wants step ``k + delay`` (a zero-delay projection that closes a cycle: ``k + 1``),
+    so one step less, and ``same_step`` when that is the emitting step itself."""
+    if net.simulation.schedule != "discrete":
+        return delay_steps, False
+    if delay_steps == 0:
+        same = discrete_order(net)[1] if same is None else same
+        return (0, True) if pr.name in same else (0, False)
+    return delay_steps - 1, False
+
+
 def initial_values(net: Network, pop, low: LoweredPopulation) -> tuple[np.ndarray, np.ndarray]:
     """(v0, u0) of population ``pop`` in the Loihi form ``low``, drawn with ``net``'s seed: the
     same change of variables as :func:`lower_population` (``v - v_offset``; ``u = u_scale I``), so
@@ -243,13 +356,14 @@ def initial_values(net: Network, pop, low: LoweredPopulation) -> tuple[np.ndarra
 def lower(net: Network) -> LoweredNetwork:
     """Float Lava parameters for every node. Raises :class:`Unsupported` for the first node
     that cannot be lowered (call :func:`unsupported_nodes` for all of them)."""
-    bad = unsupported_nodes(net)
+    bad = unsupported_nodes(net, same_step=True)
     if bad:
         raise bad[0]
     dt, steps = net.simulation.dt, net.simulation.steps
     eps = endpoints(net)
     currents = constant_currents(net)
-    low = LoweredNetwork(net.name, dt, steps)
+    low = LoweredNetwork(net.name, dt, steps, schedule=net.simulation.schedule)
+    same = discrete_order(net)[1] if net.simulation.schedule == "discrete" else set()
     for pop in net.populations:
         low.populations[pop.name] = lower_population(net, pop, currents.get(pop.name))
     for s in net.stimuli:
@@ -266,9 +380,11 @@ def lower(net: Network) -> LoweredNetwork:
     for pr in net.projections:
         syn = mat.synapses(net, pr)
         tgt = low.populations[pr.target]
+        d, same_step = schedule_delay(net, pr, syn.delay_steps, same)
         low.projections[pr.name] = lp = LoweredProjection(
-            pr.name, pr.source, pr.target, syn.i, syn.j, syn.w * tgt.weight_factor, syn.delay_steps, pr.sign,
-            eps[pr.source].size, eps[pr.target].size, syn.w, None, tgt.weight_factor * syn.sign)
+            pr.name, pr.source, pr.target, syn.i, syn.j, syn.w * tgt.weight_factor, d, pr.sign,
+            eps[pr.source].size, eps[pr.target].size, syn.w, None, tgt.weight_factor * syn.sign,
+            same_step=same_step)
         if pr.plasticity is not None:
             attach_plasticity(lp, pr, net.simulation.dt)
     return low

@@ -85,9 +85,11 @@ def loihi_result(net: Network, low: LoweredNetwork, q, target: Target, data: dic
         idx = np.arange(pop.size) if pb.indices is None else np.asarray(pb.indices)
         if pb.variable == "v":
             v = data[(pb.target, "v")][: steps + 1] / K
-            if pop.model == "lif":
+            if pop.model == "lif" and low.schedule == "exact":
                 v = v[:steps] + _lif_input_of_step(pop, data, K, q, low, steps)
             vals = v[rows][:, idx] + pop.v_offset
+        elif pb.variable == "I" and low.schedule != "exact":  # the Euler schedules: u = u_scale I, same step
+            vals = data[(pb.target, "I")][rows][:, idx] / K / pop.u_scale
         elif pb.variable == "I":
             vals = data[(pb.target, "I")][rows + 1][:, idx] / K / (pop.u_scale * np.exp(-dt / pop.tau_syn))
         elif pb.variable == "I_ext":  # a constant injected current (the only kind Lava lowers)

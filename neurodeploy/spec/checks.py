@@ -17,6 +17,7 @@ from ..ir.nodes import (
     MAX_POPULATION_SIZE,
     MAX_STEPS,
     MAX_TOTAL_NEURONS,
+    SCHEDULES,
     ArrayStimulus,
     CurrentStimulus,
     Network,
@@ -45,6 +46,30 @@ def verify(net: Network) -> Network:
     return net
 
 
+def _off_grid(value: float, dt: float) -> bool:
+    """True when ``value`` is not a whole number of steps of ``dt`` (beyond float noise)."""
+    if not (dt > 0 and math.isfinite(value) and math.isfinite(dt)):
+        return False
+    k = value / dt
+    return abs(k - round(k)) > 1e-6 * max(1.0, abs(k))
+
+
+def _rounded(code: str, path, what: str, value: float, dt: float) -> Problem:
+    """A warning that ``value`` runs as the nearest whole number of steps (every backend rounds
+    a delay or a probe period with ``round(value / dt)``, ties to even)."""
+    k = max(1, int(round(value / dt))) if what == "period" else int(round(value / dt))
+    also = (f" (the brian2 target samples on its own {_ms(value)} clock, so traces differ between targets)"
+            if what == "period" else "")
+    return Problem(code, path,
+                   f"{what} {_ms(value)} is not a multiple of dt ({_ms(dt)}); it is rounded to {k} "
+                   f"step{'s' if k != 1 else ''} = {_ms(k * dt)}{also}",
+                   f"write a multiple of dt (e.g. {_ms(k * dt)}), or use a smaller dt")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.6g} ms"
+
+
 def _ref_problem(path, name, eps, what) -> Problem:
     return Problem("ND501", path, f"{what} '{name}' does not exist",
                    did_you_mean(name, eps) or "define it under populations: or stimuli:")
@@ -58,6 +83,11 @@ def _check(net: Network) -> Iterator[Problem]:
         yield Problem("ND206" if sim.steps > MAX_STEPS else "ND205", ("simulation", "duration"),
                       f"the run must have between 1 and {MAX_STEPS} steps (has {sim.steps})",
                       "check dt and duration (duration / dt = number of steps)")
+    if sim.schedule not in SCHEDULES:
+        yield Problem("ND204", ("simulation", "schedule"), f"unknown schedule '{sim.schedule}'",
+                      did_you_mean(sim.schedule, SCHEDULES) or "one of: " + ", ".join(SCHEDULES))
+    elif sim.schedule != SCHEDULES[0]:
+        yield from _euler_steps(net)
 
     # --- names ---------------------------------------------------------------------------
     seen: dict[str, tuple] = {}
@@ -277,6 +307,8 @@ def _check(net: Network) -> Iterator[Problem]:
             yield Problem("ND205", path + ("delay",), "delay must not be negative")
         elif pr.delay > sim.duration:
             yield Problem("W101", path + ("delay",), "delay is longer than the whole run")
+        elif _off_grid(pr.delay, sim.dt):
+            yield _rounded("W102", path + ("delay",), "delay", pr.delay, sim.dt)
         if pr.plasticity is not None:
             rule = RULES.get(pr.plasticity.rule)
             if rule is None:
@@ -337,6 +369,8 @@ def _check(net: Network) -> Iterator[Problem]:
                     break
         if pb.period is not None and pb.period < sim.dt:
             yield Problem("ND205", path + ("period",), "period is shorter than dt")
+        elif pb.period is not None and _off_grid(pb.period, sim.dt):
+            yield _rounded("W103", path + ("period",), "period", pb.period, sim.dt)
 
     yield from _algebraic_cycles(net)
 
@@ -378,6 +412,19 @@ def _check(net: Network) -> Iterator[Problem]:
             cycle = " -> ".join(seen_b + [start])
             yield Problem("ND502", ("blocks", i, "input"), f"blocks form a cycle: {cycle}",
                           "a block's input cannot depend on its own output")
+
+
+def _euler_steps(net: Network) -> Iterator[Problem]:
+    """Under the Euler schedules (``discrete``, ``loihi``) a time constant below dt makes the
+    per-step decay ``1 - dt/tau`` negative: refuse it rather than oscillate."""
+    for i, p in enumerate(net.populations):
+        for k in ("tau_m", "tau_syn"):
+            tau = p.params.get(k)
+            if isinstance(tau, (int, float)) and tau < net.simulation.dt:
+                yield Problem("ND205", ("populations", i, "params", k),
+                              f"{k} = {_ms(tau)} is shorter than dt ({_ms(net.simulation.dt)}): under schedule "
+                              f"'{net.simulation.schedule}' the decay per step 1 - dt/{k} would be negative",
+                              f"use {k} >= dt, a smaller dt, or schedule: exact")
 
 
 def _graded_problems(pr, path, src, tgt) -> Iterator[Problem]:

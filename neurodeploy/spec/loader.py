@@ -8,8 +8,11 @@ documented in ``docs/spec.md``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from ..core.limits import MAX_ARRAY_ELEMENTS
 from ..core.params import REQUIRED, param_infos
 from ..core.reader import Reader
 from ..core.source import YList, YMap, YScalar, load_yaml_file
+from ..core.targets import shipped_dir
 from ..core.units import Dim
 from ..ir import nodes as ir
 from ..ir.serialize import _plain, to_dict
@@ -41,21 +45,44 @@ STIMULUS_KEYS = {
 ENCODINGS = {"rate": "hertz", "current": "amp", "value": "1"}
 WEIGHT_INIT = {"constant": ["value"], "uniform": ["low", "high"], "normal": ["mean", "std"]}
 
+#: whether specs may read array files outside their folder when a caller does not say
+#: (``--allow-outside-paths`` sets it for one command; see :func:`outside_paths_allowed`)
+_ALLOW_OUTSIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("allow_outside_paths", default=False)
+OUTSIDE_HINT = ("move the file into the spec's folder; if you trust this spec, pass --allow-outside-paths "
+                "(Python: allow_outside_paths=True)")
 
-def load(path: str | Path, display: str | None = None, overrides=None) -> ir.Network:
+
+@contextlib.contextmanager
+def outside_paths_allowed(allowed: bool = True):
+    """Within the block, specs loaded without an explicit ``allow_outside_paths`` may (``allowed``)
+    or may not read array files outside their folder (docs/spec.md, "Files a spec may read")."""
+    token = _ALLOW_OUTSIDE.set(bool(allowed))
+    try:
+        yield
+    finally:
+        _ALLOW_OUTSIDE.reset(token)
+
+
+def load(path: str | Path, display: str | None = None, overrides=None, *,
+         allow_outside_paths: bool | None = None) -> ir.Network:
     """Load and check a spec file (or a shipped model by name, :mod:`.models`). Raises
     :class:`~neurodeploy.core.errors.SpecError` listing every problem (warnings alone do not
-    raise). ``overrides``: ``--set`` assignments applied first (:func:`.overrides.apply_overrides`)."""
-    net, diags = check(path, display, overrides)
+    raise). ``overrides``: ``--set`` assignments applied first (:func:`.overrides.apply_overrides`).
+    ``allow_outside_paths``: see :func:`check`."""
+    net, diags = check(path, display, overrides, allow_outside_paths=allow_outside_paths)
     if net is None:
         raise SpecError([d for d in diags if d.severity == "error"] or diags)
     return net
 
 
-def check(path: str | Path, display: str | None = None,
-          overrides=None) -> tuple[ir.Network | None, list[Diagnostic]]:
+def check(path: str | Path, display: str | None = None, overrides=None, *,
+          allow_outside_paths: bool | None = None) -> tuple[ir.Network | None, list[Diagnostic]]:
     """Load a spec; return (the IR, or None when there is any error; all diagnostics, warnings
-    included). Never raises for bad input."""
+    included). Never raises for bad input. ``allow_outside_paths``: whether ``file:`` may name an
+    absolute path or a file outside the spec's folder (None: as :func:`outside_paths_allowed`
+    says, by default no)."""
+    if allow_outside_paths is None:
+        allow_outside_paths = _ALLOW_OUTSIDE.get()
     resolved = resolve(path)
     if resolved != Path(path):  # a shipped model by name: name the file it is
         display = str(resolved)
@@ -67,7 +94,7 @@ def check(path: str | Path, display: str | None = None,
     r = Reader(src)
     r.diags.extend(diags)
     apply_overrides(root, overrides, r.diags)
-    net = _Builder(r, Path(path).parent).build(root, display)
+    net = _Builder(r, Path(path).parent, allow_outside_paths).build(root, display)
     if net is None:
         return None, _sorted(r.diags)
     for p in problems(net):
@@ -88,10 +115,32 @@ def _sorted(diags: list[Diagnostic]) -> list[Diagnostic]:
     return sorted(diags, key=lambda d: (d.span.line, d.span.col))
 
 
+def data_root(spec_dir: Path) -> Path:
+    """The folder a spec's ``file:`` paths must stay inside: the spec's own folder (symlinks
+    resolved), or for the models shipped with neurodeploy the whole shipped ``models/`` folder
+    (their specs share ``models/weights/``)."""
+    root = Path(os.path.realpath(spec_dir))
+    shipped = Path(os.path.realpath(shipped_dir("_models")))
+    return shipped if root == shipped or shipped in root.parents else root
+
+
+def outside_reason(base_dir: Path, rel: str) -> str | None:
+    """Why ``file: rel`` of a spec in ``base_dir`` is outside what it may read, or None."""
+    if Path(rel).is_absolute() or Path(rel).drive:
+        return f"'{rel}' is an absolute path; a spec reads files inside its own folder only"
+    root = data_root(base_dir)
+    target = Path(os.path.realpath(base_dir / rel))
+    if target != root and root not in target.parents:
+        how = "through a symbolic link " if ".." not in Path(rel).parts else ""
+        return f"'{rel}' leads {how}outside the spec's folder ({root}); a spec reads files inside it only"
+    return None
+
+
 class _Builder:
-    def __init__(self, r: Reader, base_dir: Path):
+    def __init__(self, r: Reader, base_dir: Path, allow_outside_paths: bool = False):
         self.r = r
         self.base_dir = base_dir
+        self.allow_outside_paths = allow_outside_paths
         self.model_of: dict[str, Any] = {}  # population name -> neuron model class
 
     # --- top level -----------------------------------------------------------------------------
@@ -134,7 +183,7 @@ class _Builder:
 
     def simulation(self, node) -> ir.Simulation:
         r, path = self.r, ("simulation",)
-        m = r.mapping(node, path, ["dt", "duration", "steps", "seed"], required=["dt"], what="simulation",
+        m = r.mapping(node, path, ["dt", "duration", "steps", "seed", "schedule"], required=["dt"], what="simulation",
                       hints={"dt": "e.g. dt: 0.1 ms"})
         if m is None:
             return ir.Simulation(dt=1e-4, steps=1)
@@ -160,7 +209,10 @@ class _Builder:
             r.error("ND202", m, path + ("duration",), "simulation needs 'duration' or 'steps'",
                     "e.g. duration: 100 ms")
         seed = r.integer(m.get("seed"), path + ("seed",), lo=0, hi=2**32 - 1) if "seed" in m.entries else 0
-        return ir.Simulation(dt=dt, steps=steps, seed=seed)
+        schedule = ir.SCHEDULES[0]
+        if "schedule" in m.entries:
+            schedule = r.choice(m.get("schedule"), path + ("schedule",), ir.SCHEDULES, default=ir.SCHEDULES[0])
+        return ir.Simulation(dt=dt, steps=steps, seed=seed, schedule=schedule)
 
     # --- populations ---------------------------------------------------------------------------
     def population(self, node, path) -> ir.Population:
@@ -406,6 +458,12 @@ class _Builder:
         rel = r.string(m.get("file"), path + ("file",))
         key = r.string(m.get("key"), path + ("key",)) if "key" in m.entries else None
         if not rel:
+            return None
+        if "\0" in rel:
+            r.error("ND601", m.get("file"), path + ("file",), "the file name contains a NUL character")
+            return None
+        if not self.allow_outside_paths and (why := outside_reason(self.base_dir, rel)):
+            r.error("ND601", m.get("file"), path + ("file",), why, OUTSIDE_HINT)
             return None
         try:
             shape, _ = array_header(self.base_dir / rel, key)

@@ -12,6 +12,7 @@ from pathlib import Path
 from ...core.data import DataError, array_header
 from ...core.errors import Diagnostic, SpecError, Span, UsageError
 from ...core.units import Dim, UnitParseError, parse_quantity
+from ...ir.nodes import SCHEDULES
 from .. import api
 
 
@@ -28,6 +29,10 @@ def add_import_arguments(sp) -> None:
                         "with more columns than the Input has neurons: the first ones, as in the NIR paper's CSVs)")
     g.add_argument("--repair", action="store_true",
                    help="read a file that fails NIR's type check (shapes checked by element count instead)")
+    g.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="what one time step means in the written spec (docs/spec.md#schedule); default: the "
+                        "producer's, recognised from the file (snnTorch's export -> discrete), else exact; the "
+                        "report says which and why")
     g.add_argument("--report", metavar="FILE", default=None, help="also write the report as JSON")
     g.add_argument("--json", action="store_true", help="print machine-readable output")
     g = sp.add_argument_group("ONNX import options")
@@ -98,7 +103,8 @@ def run_import(args) -> int:
         check_input_file(args.input)
     try:
         done = api.import_model(args.file, args.out, dt=dt, steps=args.steps, time_unit=args.time_unit,
-                                input=args.input, repair=args.repair, onnx_as=args.onnx_as, report=args.report)
+                                input=args.input, repair=args.repair, onnx_as=args.onnx_as, report=args.report,
+                                schedule=args.schedule)
     except UsageError as e:
         # what the importer's reader says about the --input file itself (a CSV that is not numeric,
         # not a (steps, neurons) array) is invalid input too

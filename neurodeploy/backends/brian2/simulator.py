@@ -16,14 +16,18 @@ The network is built from the IR with Brian2's own objects:
 * probes -> ``SpikeMonitor`` / ``StateMonitor`` (``when="end"``: the state after step k is
   stored at time k dt, as in the numpy reference).
 
-Code generation: Cython when Cython and a C compiler are present, numpy otherwise (logged);
+Code generation (:mod:`.codegen`): ``auto`` uses Cython when its compiled code for this
+network's structure is cached, or when the run is long enough for the first compilation
+(~1.5 min) to pay off, and numpy otherwise (or when Cython or a C compiler is missing);
 ``device="cpp_standalone"`` compiles the whole run to C++ for long simulations.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import logging
+import os
+from contextlib import contextmanager
 import shutil
 import tempfile
 import time
@@ -32,15 +36,25 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from ...core.errors import BackendError
+from ...core.errors import BackendError, NotImplementedYet
 from ...core.result import Result, SpikeTrains, Trace
 from ...core.units import _eval_unit
 from ...core.versions import versions
-from ...ir.nodes import ArrayStimulus, Block, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
+from ...ir.nodes import (
+    ArrayStimulus,
+    Block,
+    CurrentStimulus,
+    Network,
+    PoissonStimulus,
+    Population,
+    SpikeTimesStimulus,
+)
 from ...library import materialize as mat
 from ...library.endpoints import endpoints
 from ...library.neurons import NEURONS, get_neuron
 from ...library.plasticity import lowering
+from ...lowering.loihi import discrete_order, euler_decay
+from . import codegen as cg
 
 log = logging.getLogger("neurodeploy.brian2")
 
@@ -73,6 +87,14 @@ def supports(net: Network, node) -> tuple[bool, str]:
             return False, f"plasticity rule '{pr.rule}': {why}"
     if isinstance(node, Block):
         return False, "blocks are expanded and run by `neurodeploy eval` (neurodeploy.passes.expand)"
+    sched = net.simulation.schedule
+    if sched != "exact" and pr is not None:
+        return False, f"schedule '{sched}': plasticity on Brian2 runs under schedule 'exact' only"
+    if sched != "exact" and isinstance(node, Population) and node.model not in EULER_JUMP_MODELS:
+        return False, (f"schedule '{sched}': neuron model '{node.model}' is not expressible on Brian2 (its Euler "
+                       f"step updates the synaptic current before v, Brian2 integrates both at once; models "
+                       f"with this schedule on Brian2: {', '.join(EULER_JUMP_MODELS)}; the torch and "
+                       "reference targets run it)")
     model = NEURONS.get(getattr(node, "model", None) or "")
     if model is not None and model.graded:
         return False, (f"graded model '{model.name}' is not part of a spiking network: `neurodeploy eval` "
@@ -80,14 +102,54 @@ def supports(net: Network, node) -> tuple[bool, str]:
     return True, ""
 
 
-def choose_codegen(requested: str) -> str:
-    if requested != "auto":
-        return requested
+#: models whose Euler step Brian2 expresses: schedules ``discrete`` and ``loihi`` (``cuba_lif``: its
+#: current is stepped by hand before the synaptic input, then v integrates, see _euler_schedule)
+EULER_JUMP_MODELS = ("lif", "if", "cuba_lif")
+#: cuba_lif's synaptic current under an Euler schedule: a plain variable, decayed by a custom operation
+_CUBA_CURRENT = "dI/dt = -I / tau_syn : amp\n"
 
-    if importlib.util.find_spec("Cython") and (shutil.which("cc") or shutil.which("gcc")):
-        return "cython"
-    log.info("brian2: Cython or a C compiler is missing; using the (slower) numpy code generation target")
-    return "numpy"
+
+def _euler_schedule(net: Network, groups: dict, synapses: dict, b2, cuba: set) -> None:
+    """Schedules ``discrete`` and ``loihi`` (docs/spec.md#schedule) as Brian2 ``when``/``order``:
+    the groups integrate with forward Euler (``groups`` slot), then, in the ``thresholds`` slot,
+    every population's incoming pathways deliver before its threshold, populations in
+    :func:`~neurodeploy.lowering.loihi.discrete_order` (sources first). A zero-delay pathway runs
+    after its source's threshold (the spike crosses it within the step) unless it closes a cycle
+    (then before: it pushes the source's previous spikes, one step later); delays:
+    :func:`_euler_delay`. ``cuba``: the ``cuba_lif`` populations, whose current decays by a custom
+    operation before their input arrives and whose state update (v alone) runs after it."""
+    pos = {n: i for i, n in enumerate(_step_order(net))}
+    for name, g in groups.items():
+        # a SpikeGeneratorGroup emits as a code runner of its own, other groups through their thresholder
+        th = g.thresholder["spike"] if "spike" in getattr(g, "thresholder", {}) else g
+        th.when, th.order = "thresholds", (4 * pos[name] + 3 if name in pos else -1)  # sources first
+        if name in pos and name in cuba:  # I = (1 - dt/tau_syn) I, the input, then v (u then v)
+            g.state_updater.when, g.state_updater.order = "thresholds", 4 * pos[name] + 2
+            g.run_regularly("I = I * nd_a_syn", when="thresholds", order=4 * pos[name], name=f"nd_decay_{name}")
+    for name, (S, syn) in synapses.items():
+        S.pre.when, S.pre.order = "thresholds", 4 * pos[S.target.name[len("nd_pop_"):]] + 1
+
+
+def choose_codegen(requested: str, net: Network | None = None, poisson: str = "shared") -> str:
+    """The code generation target of a run (:func:`decide_codegen`; ``net`` None: without the
+    run-time estimate, Cython whenever it is available)."""
+    return decide_codegen(requested, net, poisson).codegen
+
+
+def decide_codegen(requested: str, net: Network | None = None, poisson: str = "shared") -> cg.Decision:
+    """:func:`.codegen.decide` for ``net``: is its structure cached, and the estimated numpy and
+    Cython run times (``--codegen auto``)."""
+    ok, missing = cg.cython_available()
+    if requested == "numpy":
+        return cg.decide(requested, None, cached=False)
+    if not ok:
+        if requested == "cython":
+            raise BackendError(f"--codegen cython: {missing} (pip install Cython, or a C compiler; "
+                               "--codegen numpy needs neither)")
+        log.info("brian2: %s; using the (slower) numpy code generation target", missing)
+        return cg.decide(requested, None, cached=False, cython_ok=False, missing=missing)
+    cached = net is not None and cg.is_cached(cg.structure_key(net, poisson))
+    return cg.decide(requested, cg.size_of(net) if net is not None else None, cached=cached)
 
 
 def _unit(name: str):
@@ -98,6 +160,23 @@ def _unit(name: str):
         return Unit(1)
 
     return _eval_unit(name) if name not in DEFAULT_UNITS else DEFAULT_UNITS[name]
+
+
+def _step_order(net: Network) -> list[str]:
+    """The order the populations step in under an Euler schedule (see :func:`_euler_schedule`)."""
+    return discrete_order(net)[0] if net.simulation.schedule == "discrete" else [p.name for p in net.populations]
+
+
+def _euler_delay(net: Network, pr, d: int) -> int:
+    """Brian2 delay (steps) of projection ``pr`` (``d`` steps in the spec) under an Euler schedule.
+    A pathway runs just before its target's threshold: it pushes its source's spikes of this
+    step if the source thresholds earlier, else those of the previous step (one step later).
+    Wanted: a spike of step k is input of step k + e, e = d + 1 (``loihi``); e = d, or 1 for a
+    zero-delay projection that closes a cycle (``discrete``)."""
+    pos = {n: i for i, n in enumerate(_step_order(net))}
+    stale = pr.source in pos and pos[pr.source] >= pos[pr.target]
+    e = d + 1 if net.simulation.schedule == "loihi" else max(d, 1 if stale else 0)
+    return e - 1 if stale else e
 
 
 def _namespace(model, p) -> dict:
@@ -118,10 +197,16 @@ def run(net: Network, target_name: str = "brian2", options: Brian2Options | None
             ok, why = supports(net, node)
             if not ok:
                 raise BackendError(f"brian2 cannot run '{node.name}': {why}")
+    if net.simulation.schedule != "exact":
+        for node in net.populations:
+            ok, why = supports(net, node)
+            if not ok:
+                raise NotImplementedYet(f"brian2 cannot run '{node.name}': {why}")
     import brian2 as b2
 
     prefs_before = b2.prefs.codegen.target
-    codegen = choose_codegen(opts.codegen)
+    decision = decide_codegen(opts.codegen, net, opts.poisson) if opts.device == "runtime" else None
+    codegen = decision.codegen if decision is not None else "cython"
     standalone_dir = None
     if opts.device == "cpp_standalone":
         standalone_dir = opts.standalone_dir or tempfile.mkdtemp(prefix="neurodeploy_b2_")
@@ -138,11 +223,22 @@ def run(net: Network, target_name: str = "brian2", options: Brian2Options | None
             kw["report"] = None
         elif opts.progress:
             kw["report"], kw["report_period"] = _progress(duration), 1 * b2.second
+        cache_before = _cython_cache_files() if codegen == "cython" and opts.device == "runtime" else None
+        if cache_before is not None and decision.compiles and opts.progress:
+            log.info(cg.COMPILING_MESSAGE)
         built.network.run(duration, namespace={}, **kw)
+        if opts.device == "runtime":
+            check_completed(built.network, duration, net.simulation.dt)
         wall = time.perf_counter() - t0
         result = _collect(net, built, target_name, wall)
         result.options = {"codegen": codegen if opts.device == "runtime" else "cpp_standalone",
                           "device": opts.device, "poisson": opts.poisson}
+        if decision is not None:
+            result.options["codegen_reason"] = decision.reason
+        if cache_before is not None:
+            modules = cg.compiled_modules(built.network)
+            result.options["cython_modules_compiled"] = len(_cython_cache_files() - cache_before)
+            cg.record(cg.structure_key(net, opts.poisson), modules)
         if opts.device == "cpp_standalone":  # the compiled program's own run time, without compilation
             result.options["standalone_run_s"] = float(getattr(b2.device, "_last_run_time", float("nan")))
         return result
@@ -158,6 +254,41 @@ def run(net: Network, target_name: str = "brian2", options: Brian2Options | None
             if standalone_dir and not opts.standalone_dir:
                 shutil.rmtree(standalone_dir, ignore_errors=True)
         b2.prefs.codegen.target = prefs_before
+
+
+def _cython_cache_files() -> set[str]:
+    """The compiled modules in Brian2's Cython cache now (to count what a run compiled)."""
+    try:
+        from brian2.codegen.runtime.cython_rt.extension_manager import get_cython_cache_dir
+
+        d = os.path.expanduser(get_cython_cache_dir() or "")
+        return {f for f in os.listdir(d) if f.endswith((".so", ".pyd"))} if d and os.path.isdir(d) else set()
+    except Exception:  # noqa: BLE001 - only a count for the result's options
+        return set()
+
+
+@contextmanager
+def interrupts_raise():
+    """Ctrl-C during a Brian2 run raises :class:`KeyboardInterrupt`. Brian2's own SIGINT handler
+    (``prefs.core.stop_on_keyboard_interrupt``, on by default) turns it into ``Network.stop()``:
+    the run returns normally after the current step, with truncated recordings that would be
+    saved as a finished run (issue 16). The preference is restored afterwards."""
+    import brian2 as b2
+
+    before = b2.prefs.core.stop_on_keyboard_interrupt
+    b2.prefs.core.stop_on_keyboard_interrupt = False
+    try:
+        yield
+    finally:
+        b2.prefs.core.stop_on_keyboard_interrupt = before
+
+
+def check_completed(network, duration, dt: float) -> None:
+    """Raise :class:`KeyboardInterrupt` when ``network`` stopped before ``duration`` (a stop
+    requested by Brian2's Ctrl-C handler), so a cut-short run is never taken for a finished one."""
+    t, want = float(network.t), float(duration)
+    if t < want - 0.5 * dt:
+        raise KeyboardInterrupt(f"Brian2 stopped at t = {t * 1e3:g} ms of {want * 1e3:g} ms")
 
 
 def _progress(duration):
@@ -195,11 +326,21 @@ def build(net: Network, opts: Brian2Options) -> Built:
     objects, groups, synapses, smons, tmons = [], {}, {}, {}, {}
     drives = mat.current_drives(net)
 
+    euler = net.simulation.schedule != "exact"
+    cuba = set()
     for pop in net.populations:
         model = get_neuron(pop.model)
         p = model.make_params(pop.params)
+        if euler and hasattr(p, "tau_m"):  # loihi: Lava's 12-bit decay, as the time constant it stands for
+            d = euler_decay(net, p.tau_m)
+            p = dataclasses.replace(p, tau_m=net.simulation.dt / d if d > 0 else float("inf"))
         ns = _namespace(model, p)
         eqs = model.equations
+        if euler and pop.model == "cuba_lif":
+            assert _CUBA_CURRENT in eqs, "cuba_lif's equations changed: update _CUBA_CURRENT"
+            eqs = eqs.replace(_CUBA_CURRENT, "I : amp\n")
+            ns["nd_a_syn"] = 1.0 - euler_decay(net, p.tau_syn)
+            cuba.add(pop.name)
         code = []
         for k, d in enumerate(d for d in drives if d.target == pop.name):
             ta = f"nd_drive{k}"
@@ -212,7 +353,8 @@ def build(net: Network, opts: Brian2Options) -> Built:
                 eqs += f"\nnd_mask{k} : 1 (constant)"
                 code.append(f"{ta}(t) * nd_mask{k}")
         g = b2.NeuronGroup(pop.size, eqs, threshold=model.threshold, reset=model.reset_code(p),
-                           refractory=model.refractory or False, method=model.brian2_method, namespace=ns, dt=dt,
+                           refractory=model.refractory or False, method="euler" if euler else model.brian2_method,
+                           namespace=ns, dt=dt,
                            name=f"nd_pop_{pop.name}")
         for var, values in mat.initial_state(net, pop).items():
             setattr(g, var, values * _unit(model.state[var]))
@@ -258,7 +400,7 @@ def build(net: Network, opts: Brian2Options) -> Built:
             model, on_pre, on_post, ns, every_step = _canonical(low.canonical, wunit, target_var, syn.sign,
                                                                 net.simulation.dt, low.modulator, low.gate,
                                                                 net.simulation.steps)
-        delay = syn.delay_steps * dt
+        delay = (_euler_delay(net, pr, syn.delay_steps) if euler else syn.delay_steps) * dt
         if canonical:  # every pre pathway has the projection's delay
             delay = {k: delay for k in on_pre}
         S = b2.Synapses(groups[pr.source], groups[pr.target], model=model, on_pre=on_pre, on_post=on_post,
@@ -282,10 +424,14 @@ def build(net: Network, opts: Brian2Options) -> Built:
         synapses[pr.name] = (S, syn)
         objects.append(S)
 
+    if euler:
+        _euler_schedule(net, groups, synapses, b2, cuba)
     rec_spikes = {pb.target for pb in net.probes if pb.variable == "spikes"}
     for name, g in groups.items():
         if name in rec_spikes or name in {p.name for p in net.populations}:
             m = b2.SpikeMonitor(g, record=name in rec_spikes, name=f"nd_spikes_{name}")
+            if euler:  # after every threshold of the step
+                m.when = "end"
             smons[name] = m
             objects.append(m)
     for pb in net.probes:

@@ -9,17 +9,26 @@ order of Brian2's default schedule within a step:
    their pre-synaptic update on arrival, then the post-synaptic update for this step's spikes);
 3. synaptic input is added and spiking neurons reset.
 
+Under ``simulation.schedule: discrete`` or ``loihi`` (docs/spec.md#schedule) each population
+steps with its model's ``euler_step`` instead, and a spike emitted in step ``k`` through a
+projection of ``d`` steps of delay is part of the input of step ``k + e``: ``loihi``: ``e = d + 1``
+(Lava's Dense, from sources too); ``discrete``: ``e = d``, populations stepping in the
+topological order of the zero-delay projections (:func:`~neurodeploy.lowering.loihi.discrete_order`),
+a zero-delay projection that closes a cycle ``e = 1``.
+
 It is slow (a Python loop over steps) and meant as the test oracle for the real backends on
 small networks, not as a backend.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 
 import numpy as np
-from scipy import sparse
 
+from ...core.errors import NotImplementedYet
 from ...core.result import Result, SpikeTrains, Trace
 from ...ir.nodes import ArrayStimulus, Network, PoissonStimulus, SpikeTimesStimulus
 from ...library import materialize as mat
@@ -27,6 +36,7 @@ from ...library.endpoints import endpoints
 from ...library.neurons import get_neuron
 from ...library.plasticity import lowering
 from ...library.plasticity.canonical import SynapseState
+from ...lowering.loihi import EULER_MODELS, discrete_order, euler_decay
 
 
 class _Plastic:
@@ -135,6 +145,8 @@ def simulate(net: Network) -> Result:
                   else _CanonicalPlastic(syn, low.canonical, dt, low.modulator, low.gate))
             plastic.append((pr, syn, pl))
         else:
+            import scipy.sparse as sparse  # slow to import: not at `import neurodeploy`
+
             W = sparse.csr_matrix((syn.w, (syn.i, syn.j)), shape=(n_src, n_tgt))
             static.append((pr, syn, W.T.tocsr()))
 
@@ -148,7 +160,9 @@ def simulate(net: Network) -> Result:
         period = max(1, int(round((pb.period or dt) / dt)))
         traces[pb.name] = (pb, period, [], [])
 
-    for k in range(steps):
+    if net.simulation.schedule != "exact":
+        _euler(net, models, params, states, drives, src_events, static, plastic, spike_log, counts, traces)
+    for k in range(steps if net.simulation.schedule == "exact" else 0):
         spikes: dict[str, np.ndarray] = {}
         for name, (idx, bounds, size) in src_events.items():
             s = np.zeros(size, dtype=bool)
@@ -182,18 +196,7 @@ def simulate(net: Network) -> Result:
             idx = np.flatnonzero(spikes[n])
             if len(idx):
                 spike_log[n].append((idx, np.full(len(idx), k)))
-        for name, (pb, period, ts, vals) in traces.items():
-            if k % period:
-                continue
-            ts.append(k * dt)
-            if pb.variable == "weights":
-                pl = next(p for pr, _, p in plastic if pr.name == pb.target) if any(
-                    pr.name == pb.target for pr, _, _ in plastic) else None
-                w = pl.effective() if pl is not None else next(s.w for pr, s, _ in static if pr.name == pb.target)
-                vals.append(w if pb.indices is None else w[list(pb.indices)])
-            else:
-                v = states[pb.target][pb.variable]
-                vals.append(v if pb.indices is None else v[list(pb.indices)])
+        _record(traces, k, dt, states, lambda name: _weights_now(name, static, plastic))
 
     res = Result(net.name, "numpy-reference", "reference", dt, steps, net.simulation.seed, counts=counts)
     for n in rec_spikes:
@@ -211,6 +214,74 @@ def simulate(net: Network) -> Result:
         res.traces[name] = Trace(pb.target, pb.variable, unit, np.asarray(ts), index, np.asarray(vals).reshape(len(ts), -1))
     res.wall_time_s = time.perf_counter() - t0
     return res.keep_probed_indices(net.probes)
+
+
+def _euler(net, models, params, states, drives, src_events, static, plastic, spike_log, counts, traces) -> None:
+    """The time loop under the Euler schedules (see the module docstring); fills the recordings."""
+    sched, dt = net.simulation.schedule, net.simulation.dt
+    if plastic:
+        raise NotImplementedYet(f"plastic projections under schedule '{sched}' are not implemented yet "
+                                f"('{plastic[0][0].name}'); schedule 'exact' runs them")
+    for p in net.populations:
+        if p.model not in EULER_MODELS:
+            raise NotImplementedYet(f"population '{p.name}': neuron model '{p.model}' has no '{sched}' schedule "
+                                    f"(models with one: {', '.join(EULER_MODELS)})")
+    order, same = discrete_order(net) if sched == "discrete" else ([p.name for p in net.populations], set())
+    if sched == "loihi":  # Lava's 12-bit decays: the time constants they stand for
+        for n, prm in params.items():
+            taus = {k: dt / d if (d := euler_decay(net, getattr(prm, k))) > 0 else math.inf
+                    for k in ("tau_m", "tau_syn") if hasattr(prm, k)}
+            params[n] = dataclasses.replace(prm, **taus)
+    conns = []  # (source, target, steps after emission it arrives, W^T)
+    for pr, syn, WT in static:
+        d = syn.delay_steps
+        e = d + 1 if sched == "loihi" else (d if d > 0 or pr.name in same else 1)
+        conns.append((pr.source, pr.target, e, WT))
+    H = max([e for *_, e, _ in conns], default=0) + 1
+    sizes = {p.name: p.size for p in net.populations}
+    sizes.update({n: size for n, (_, _, size) in src_events.items()})
+    hist = {n: np.zeros((H, size), dtype=bool) for n, size in sizes.items()}
+    rec = set(spike_log)
+    for k in range(net.simulation.steps):
+        for name, (idx, bounds, size) in src_events.items():
+            s = np.zeros(size, dtype=bool)
+            s[idx[bounds[k]:bounds[k + 1]]] = True
+            hist[name][k % H] = s
+            if name in rec and s.any():
+                spike_log[name].append((np.flatnonzero(s), np.full(int(s.sum()), k)))
+        i_ext = {n: np.zeros(size) for n, size in sizes.items() if n in states}
+        for d in drives:
+            i_ext[d.target] = i_ext[d.target] + d.at(k)
+        for n in order:
+            syn = np.zeros(sizes[n])
+            for src, tgt, e, WT in conns:
+                if tgt == n and k - e >= 0:
+                    syn += WT @ hist[src][(k - e) % H].astype(float)
+            states[n], s = models[n].euler_step(params[n], states[n], {"I_ext": i_ext[n], "syn": syn}, dt)
+            hist[n][k % H] = s
+            counts[n] += s
+            if n in rec and s.any():
+                idx = np.flatnonzero(s)
+                spike_log[n].append((idx, np.full(len(idx), k)))
+        _record(traces, k, net.simulation.dt, states, lambda name: _weights_now(name, static, ()))
+
+
+def _weights_now(name: str, static, plastic) -> np.ndarray:
+    """The present weights of projection ``name`` (a plastic one's effective weights)."""
+    for pr, _, pl in plastic:
+        if pr.name == name:
+            return pl.effective()
+    return next(syn.w for pr, syn, _ in static if pr.name == name)
+
+
+def _record(traces, k: int, dt: float, states, weights) -> None:
+    """Append step ``k`` to every trace whose period it falls on."""
+    for pb, period, ts, vals in traces.values():
+        if k % period:
+            continue
+        ts.append(k * dt)
+        v = weights(pb.target) if pb.variable == "weights" else states[pb.target][pb.variable]
+        vals.append(v if pb.indices is None else v[list(pb.indices)])
 
 
 def _probe_unit(net: Network, pb) -> str:

@@ -89,3 +89,22 @@ class CubaLIF(ResetModeMixin, NeuronModel):
         v = cls.apply_reset(p, v, spikes)
         ref = np.where(spikes, int(round(p.t_ref / dt)), np.maximum(ref, 0))
         return dict(state, v=v, I=i_syn, I_ext=np.broadcast_to(i_ext, (n,)).copy(), _ref_steps=ref), spikes
+
+    @classmethod
+    def euler_step(cls, p, state, inputs, dt):
+        r"""One step under the Euler schedules (``discrete``, ``loihi``; docs/spec.md#schedule),
+        current first (snnTorch's Synaptic, Lava's ``u`` then ``v``):
+        :math:`I \leftarrow (1 - dt/\tau_{syn}) I + \sum w`;
+        :math:`v \leftarrow v + \frac{dt}{\tau_m}(v_{leak} - v + R_m(I + I_{ext} + I_{bias}))`
+        where not refractory; spike where :math:`v > v_{th}`; reset (to ``v_reset``, or subtract)."""
+        v = state["v"].copy()
+        n = v.shape[0]
+        ref = state.get("_ref_steps", np.zeros(n, dtype=np.int64)) - 1
+        i_ext = np.asarray(inputs.get("I_ext", state.get("I_ext", 0.0)), dtype=float)
+        i_syn = state["I"] * (1.0 - dt / p.tau_syn) + np.asarray(inputs.get("syn", 0.0), dtype=float)
+        active = ref <= 0
+        v = np.where(active, v + dt / p.tau_m * (p.v_leak - v + p.R_m * (i_syn + i_ext + p.I_bias)), v)
+        spikes = active & (v > p.v_th)
+        v = cls.apply_reset(p, v, spikes)
+        ref = np.where(spikes, int(round(p.t_ref / dt)), np.maximum(ref, 0))
+        return dict(state, v=v, I=i_syn, I_ext=np.broadcast_to(i_ext, (n,)).copy(), _ref_steps=ref), spikes

@@ -68,3 +68,18 @@ class IF(ResetModeMixin, NeuronModel):
         if "I_ext" in state:
             out["I_ext"] = np.broadcast_to(i_ext, (n,)).copy()
         return out, spikes
+
+    @classmethod
+    def euler_step(cls, p, state, inputs, dt):
+        r"""One step under the Euler schedules (``discrete``, ``loihi``; docs/spec.md#schedule):
+        :math:`v \leftarrow v + dt (I_{ext} + I_{bias})/C_m + \sum w` (this step's input kept),
+        spike where :math:`v > v_{th}`, reset."""
+        n = state["v"].shape[0]
+        i_ext = np.asarray(inputs.get("I_ext", state.get("I_ext", 0.0)), dtype=float)
+        v = state["v"] + dt * (i_ext + p.I_bias) / p.C_m + np.asarray(inputs.get("syn", 0.0), dtype=float)
+        spikes = v > p.v_th
+        v = cls.apply_reset(p, v, spikes)
+        out = dict(state, v=v)
+        if "I_ext" in state:
+            out["I_ext"] = np.broadcast_to(i_ext, (n,)).copy()
+        return out, spikes

@@ -79,12 +79,23 @@ class LIF(NeuronModel):
         # the potential is clamped while refractory: input arriving then is discarded (Brian2's
         # conditional write on `unless refractory` variables); spiking neurons are reset anyway
         v = np.where(active, v + np.asarray(inputs.get("syn", 0.0), dtype=float), v)
-        v = np.where(spikes, p.v_reset, v)
-        ref = np.where(spikes, int(round(p.t_ref / dt)), np.maximum(ref, 0))
-        out = dict(state, v=v, _ref_steps=ref)
-        if "I_ext" in state:
-            out["I_ext"] = np.broadcast_to(i_ext, (n,)).copy()
-        return out, spikes
+        return _reset(p, state, v, spikes, ref, i_ext, dt)
+
+    @classmethod
+    def euler_step(cls, p, state, inputs, dt):
+        r"""One step under the Euler schedules (``discrete``, ``loihi``; docs/spec.md#schedule):
+        the reset of the last spike is already in ``v``; :math:`v \leftarrow v + \frac{dt}{\tau_m}
+        (v_{rest} - v + R_m(I_{ext} + I_{bias})) + \sum w` (this step's input kept), spike where
+        :math:`v > v_{th}`, then reset. Refractory neurons neither integrate nor keep input."""
+        v = state["v"].copy()
+        n = v.shape[0]
+        ref = state.get("_ref_steps", np.zeros(n, dtype=np.int64)) - 1
+        i_ext = np.asarray(inputs.get("I_ext", state.get("I_ext", 0.0)), dtype=float)
+        active = ref <= 0
+        dv = dt / p.tau_m * (p.v_rest - v + p.R_m * (i_ext + p.I_bias))
+        v = np.where(active, v + dv + np.asarray(inputs.get("syn", 0.0), dtype=float), v)
+        spikes = active & (v > p.v_th)
+        return _reset(p, state, v, spikes, ref, i_ext, dt)
 
     @staticmethod
     def first_spike_time(p, I_ext: float, v0: float | None = None) -> float:
@@ -96,3 +107,13 @@ class LIF(NeuronModel):
         if v0 > p.v_th:
             return 0.0
         return float(p.tau_m * np.log((v_inf - v0) / (v_inf - p.v_th)))
+
+
+def _reset(p, state, v, spikes, ref, i_ext, dt):
+    """Reset the neurons that spiked, start their refractory count; the new state and the spikes."""
+    v = np.where(spikes, p.v_reset, v)
+    ref = np.where(spikes, int(round(p.t_ref / dt)), np.maximum(ref, 0))
+    out = dict(state, v=v, _ref_steps=ref)
+    if "I_ext" in state:
+        out["I_ext"] = np.broadcast_to(i_ext, (v.shape[0],)).copy()
+    return out, spikes
