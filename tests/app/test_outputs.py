@@ -174,13 +174,23 @@ def _sigint_at(monkeypatch, obj, name, when):
     return sent
 
 
-def test_sigint_during_torch_run(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("kernel", ["eager", "fused"])
+def test_sigint_during_torch_run(tmp_path, monkeypatch, capsys, kernel):
+    """Ctrl-C in the eager loop (a step) and in the fused kernel (between kernel calls)."""
+    from neurodeploy.backends.torch import fused
     from neurodeploy.backends.torch.simulator import TorchSim
 
+    if kernel == "fused" and not fused.available()[0]:
+        pytest.skip(fused.available()[1])
     out = tmp_path / "o"
     old = _previous_run(out, capsys)
-    sent = _sigint_at(monkeypatch, TorchSim, "step", lambda self, m: m == 20)
-    rc, _, _ = cli_run(["run", SPEC, "-t", "torch", "-o", str(out), "-q"], capsys)
+    if kernel == "eager":
+        sent = _sigint_at(monkeypatch, TorchSim, "step", lambda self, m: m == 20)
+    else:
+        monkeypatch.setattr(fused, "CHUNK_STEPS", 10)
+        sent = _sigint_at(monkeypatch, fused, "_call", lambda kern, pl, m, *a: m > 20)
+    rc, _, _ = cli_run(["run", SPEC, "-t", "torch", "-o", str(out), "-q", "--torch-kernel", kernel],
+                       capsys)
     assert sent and rc == 130
     assert snapshot(out) == old
     no_leftovers(out)

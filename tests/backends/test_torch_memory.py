@@ -156,6 +156,8 @@ def _threads_seen(monkeypatch):
         return loop(sim, device, opts, t0)
 
     monkeypatch.setattr(tb, "_loop", spy)
+    # the spy sees the eager loop; a single trial would otherwise run the fused kernel (fused.py)
+    monkeypatch.setenv("NEURODEPLOY_TORCH_KERNEL", "eager")
     return seen
 
 

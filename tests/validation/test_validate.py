@@ -80,11 +80,11 @@ def test_a_wrong_decay_fails_with_the_metric_named(monkeypatch, tmp_path):
 
     real = tb.lower
 
-    def broken(net, target):
-        low, q = real(net, target)
+    def broken(net, target, **kw):
+        low, q, *rest = real(net, target, **kw)
         for name, p in low.populations.items():
             low.populations[name] = dataclasses.replace(p, dv=p.dv * 1.5)  # a 50 % too fast leak
-        return low, q
+        return (low, q, *rest)
 
     monkeypatch.setattr(tb, "lower", broken)
     rep = _validate(short("models/single_lif.yaml"), "torch", tmp_path, compile=False)

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from ...core.errors import BackendError, NotImplementedYet
-from ...core.result import Result, Trace
+from ...core.errors import BackendError, CompileError, NotImplementedYet, UsageError
+from ...core.result import Result, SpikeTrains, Trace
 from ...core.targets import Target
 from ...core.versions import versions
 from ...ir.nodes import ArrayStimulus, CurrentStimulus, Network
@@ -48,20 +48,28 @@ from ...library.neurons import get_neuron
 from ...library.plasticity import lowering
 from ...library.plasticity.canonical import SynapseState
 from ...lowering.loihi import (
+    LoweredProjection,
     Unsupported,
     attach_plasticity,
+    discrete_order,
     initial_values,
     lower_population,
+    schedule_delay,
     unsupported_nodes as lava_unsupported,
 )
 from ...lowering.loihi_result import loihi_result
 from ...passes.pipeline import lower_for
+from . import fused
 
 SINCE_NEVER = 2**30
 #: connections up to this many (pre x post) elements use a dense matmul, larger ones sparse CSR
 DENSE_MAX_ELEMENTS = 16_000_000
-#: bound on (step x trial x neuron) values held for inputs and recordings
-MAX_RECORD_CELLS = 500_000_000
+#: bound on the bytes a run holds for its recordings and inputs (the probes' buffers, the input
+#: spikes, the time-varying drives, the spikes recorded so far), checked before allocating them
+MAX_RECORD_BYTES = 4_000_000_000
+#: recorded spikes are gathered on the device in chunks of up to this many (step x trial x neuron)
+#: cells, then kept as indices (step, trial, neuron): one host transfer per chunk, not per step
+SPIKE_CHUNK_CELLS = 16_000_000
 #: with a single trial, connections above this size deliver event by event (rows of spiking neurons)
 EVENT_DRIVEN_ABOVE = 1_000_000
 #: ... and on the CPU already above this size: a (1 x n_pre) @ (n_pre x n_post) product per step
@@ -78,12 +86,23 @@ class TorchOptions:
     dtype: str | None = None
     trial_seeds: tuple[int, ...] | None = None  # None: one trial with the spec's seed
     progress: bool = True
-    #: CPU intra-op threads for the run (None: torch's default). On a small shared CPU, 1 avoids
-    #: threads waiting for each other on every elementwise operation (measured: docs/torch.md)
+    #: CPU intra-op threads for the run (``--threads``). None: 1 for a single trial (its small
+    #: elementwise operations only wait for each other on more threads; measured: docs/torch.md),
+    #: torch's default (every core) for a batch of trials
     cpu_threads: int | None = None
+    #: the time loop (issue 17, fused.py): auto (the fused CPU kernel where it applies, else eager)
+    #: | fused (an error where it does not apply) | eager; $NEURODEPLOY_TORCH_KERNEL overrides it
+    kernel: str = "auto"
 
     #: command-line option -> field
-    CLI = {"torch_device": "device", "dtype": "dtype", "progress": "progress"}
+    CLI = {"torch_device": "device", "dtype": "dtype", "progress": "progress", "threads": "cpu_threads",
+           "torch_kernel": "kernel"}
+
+    def threads(self, trials: int) -> int | None:
+        """The intra-op threads of a CPU run of ``trials`` trials (None: torch's default)."""
+        if self.cpu_threads is not None:
+            return int(self.cpu_threads)
+        return 1 if trials == 1 else None
 
 
 def pick_device(name: str):
@@ -125,9 +144,13 @@ def _lava_form(net: Network) -> Network:
 def unsupported_nodes(net: Network, fixed: bool = False) -> list:
     """Nodes of ``net`` the torch backend cannot run, as lowering.Unsupported (empty if none)."""
 
-    out = list(lava_unsupported(_lava_form(net)))
+    # same-step delivery (schedule 'discrete') in float only: the integers are Lava's datapath
+    out = list(lava_unsupported(_lava_form(net), same_step=not fixed))
     for pr in net.projections:
-        if pr.plasticity is not None:
+        if pr.plasticity is not None and net.simulation.schedule != "exact":
+            out.append(Unsupported(pr.name, f"plasticity under schedule '{net.simulation.schedule}' is not "
+                                            "implemented on torch yet (schedule 'exact' runs it)"))
+        elif pr.plasticity is not None:
             why = lowering(pr.plasticity.rule, pr.plasticity.params, net.simulation.dt).problem()
             if why:
                 out.append(Unsupported(pr.name, f"plasticity rule '{pr.plasticity.rule}': {why}"))
@@ -139,20 +162,29 @@ def unsupported_nodes(net: Network, fixed: bool = False) -> list:
     return out
 
 
-def lower(net: Network, target: Target):
+def lower(net: Network, target: Target, defer: bool = False):
     """The Lava form of ``net`` plus torch's extras; (lowered, quantized or None).
 
-    Raises NotImplementedYet naming every node torch cannot run."""
+    ``defer`` (float targets): leave out of the lowering the static projections that no
+    ``weights`` probe reads and return them too, ``(lowered, quantized, deferred)``, so that the
+    caller materialises them one at a time (the set-up then never holds every projection's
+    synapse arrays at once). Raises NotImplementedYet naming every node torch cannot run."""
     fixed = target.number_format == "fixed"
     bad = unsupported_nodes(net, fixed)
     if bad:
         raise NotImplementedYet(f"target '{target.name}' cannot run " + "; ".join(
             f"'{u.node}': {u.reason}" for u in bad))
-    low, q = lower_for(_lava_form(net), target)
+    form, deferred = _lava_form(net), []
+    if defer and not fixed:
+        probed = {pb.target for pb in net.probes if pb.variable == "weights"}
+        deferred = [p for p in form.projections if p.plasticity is None and p.name not in probed]
+        names = {p.name for p in deferred}
+        form = dataclasses.replace(form, projections=tuple(p for p in form.projections if p.name not in names))
+    low, q = lower_for(form, target)
     for pr in net.projections:
         if pr.plasticity is not None:
             attach_plasticity(low.projections[pr.name], pr, net.simulation.dt)
-    return low, q
+    return (low, q, deferred) if defer else (low, q)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +206,7 @@ class TorchSim:
         import torch
 
         self.net, self.target, self.device, self.seeds = net, target, device, seeds
-        self.low, self.q = lower(net, target)
+        self.low, self.q, deferred = lower(net, target, defer=True)
         low, q = self.low, self.q
         self.fixed = fixed = q is not None
         self.fdtype = fdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
@@ -183,19 +215,62 @@ class TorchSim:
         self.steps = steps = low.steps + 1
         self.trials = trials = [dataclasses.replace(net, simulation=dataclasses.replace(net.simulation, seed=s))
                                 for s in seeds]
+        for pb in net.probes:
+            if pb.target in low.populations and pb.variable not in ("spikes", "v", "I", "I_ext", "weights"):
+                raise NotImplementedYet(f"probe '{pb.name}': probing '{pb.variable}' on the torch backend "
+                                        "is not implemented yet")
         varying = varying_currents(net)
         drive_pops = {s.target for s in varying}
-        # bound what is held per (step, trial, neuron) before allocating it: inputs, drives, records
-        recorded = {pb.target for pb in net.probes if pb.target in low.populations and pb.variable != "weights"}
+        state_dtype = torch.int64 if fixed else fdtype
+        # what the run records: v/I of the probed neurons at each probe's period, spikes as indices
+        self.traces = [_TraceRec(pb, low.populations[pb.target], low.steps, B, state_dtype, device, low.dt,
+                                 low.schedule)
+                       for pb in net.probes if pb.variable in ("v", "I") and pb.target in low.populations
+                       and pb.target not in self.external]
+        spike_probes: dict[str, list] = {}
+        for pb in net.probes:
+            if pb.variable == "spikes" and pb.target in low.populations and pb.target not in self.external:
+                spike_probes.setdefault(pb.target, []).append(pb)
         if record_all_spikes:
-            recorded |= set(low.populations)
-        cells = steps * B * (sum(s.size for n, s in low.sources.items() if n not in self.external)
-                             + sum(low.populations[t].size for t in recorded)) \
-            + steps * sum(low.populations[t].size for t in drive_pops)
-        if cells > MAX_RECORD_CELLS:
-            raise BackendError(
-                f"this run holds {steps} steps x {B} trials x the recorded and input neurons = {cells:.3g} values, "
-                f"more than the limit of {MAX_RECORD_CELLS:.0e}; run fewer steps or trials, or record fewer neurons")
+            for n in low.populations:
+                spike_probes.setdefault(n, [])
+        self.spike_recs = {n: _SpikeRec(n, low.populations[n].size, pbs, B, low.steps, device)
+                           for n, pbs in spike_probes.items()}
+        # input spikes of every trial as (step-sorted) indices, not a dense (steps x trials x size) array
+        drawn = {}
+        for name, s in low.sources.items():
+            if name in self.external:
+                continue
+            stim = next(x for x in net.stimuli if x.name == name)
+            ks, flat = [], []
+            for b, tr in enumerate(trials):
+                idx, k = mat.source_spikes(tr, stim)
+                keep = (k >= 0) & (k < steps)
+                ks.append(np.asarray(k[keep], dtype=np.int64))
+                flat.append(np.asarray(idx[keep], dtype=np.int64) + b * s.size)
+            drawn[name] = (np.concatenate(ks), np.concatenate(flat))
+        # bound what is held (recordings, inputs, drives) before allocating it, naming the biggest parts
+        itemsize = torch.empty((), dtype=state_dtype).element_size()
+        parts = [(r.nbytes(itemsize), f"probe '{r.pb.name}' ({r.pb.variable} of {r.n} neuron(s) x {len(r.rows)} "
+                                      f"sample(s) x {B} trial(s))") for r in self.traces]
+        parts += [(r.chunk_bytes(), f"the spike buffer of '{n}' ({r.C} step(s) x {B} trial(s) x {r.n} neuron(s))")
+                  for n, r in self.spike_recs.items()]
+        parts += [(16 * len(k) + 8 * (steps + 1), f"the input spikes of '{n}' ({len(k)} spikes)")
+                  for n, (k, _) in drawn.items()]
+        fsize = torch.empty((), dtype=fdtype).element_size()
+        parts += [(steps * low.populations[t].size * fsize, f"the time-varying current of '{t}'")
+                  for t in drive_pops]
+        self.planned_bytes = total = sum(b for b, _ in parts)
+        if total > MAX_RECORD_BYTES:
+            biggest = "; ".join(f"{what} = {_gb(b)}" for b, what in sorted(parts, key=lambda x: -x[0])[:3])
+            raise CompileError(
+                f"this run would hold {_gb(total)} of recordings and inputs, more than the limit of "
+                f"{_gb(MAX_RECORD_BYTES)}: {biggest}; hint: record fewer neurons (the probe's indices), sample less "
+                f"often (its period), or run fewer steps or trials")
+        for r in self.traces:
+            r.allocate()
+        for r in self.spike_recs.values():
+            r.allocate()
         pops = self.pops = {}
         for name, p in low.populations.items():
             pop_ir = next(x for x in net.populations if x.name == name)
@@ -245,66 +320,76 @@ class TorchSim:
         else:
             self.varying_current = {}
         # spike history per emitter: slot m % L holds what it emitted in Lava step m
-        L = self.L = max([pr.delay_steps for pr in low.projections.values()], default=0) + 2
+        delays = [pr.delay_steps for pr in low.projections.values()]
+        same = discrete_order(net)[1] if low.schedule == "discrete" else set()
+        delays += [schedule_delay(net, p, mat.delay_steps(p.delay, low.dt), same)[0] for p in deferred]
+        L = self.L = max(delays, default=0) + 2
         emitters = {**{n: p.size for n, p in low.populations.items()}, **{n: s.size for n, s in low.sources.items()}}
         self.hist = {n: torch.zeros((L, B, size), dtype=torch.bool, device=device) for n, size in emitters.items()}
-        self.src = {}
-        for name, s in low.sources.items():
-            if name in self.external:
-                continue
-            data = np.zeros((steps, B, s.size), dtype=bool)
-            stim = next(x for x in net.stimuli if x.name == name)
-            for b, tr in enumerate(trials):
-                idx, k = mat.source_spikes(tr, stim)
-                data[k, b, idx] = True
-            self.src[name] = torch.tensor(data, device=device)
-        self.conns, self.plastic = [], []
-        for pr in low.projections.values():
-            if pr.plasticity is not None:
+        self.src = {}  # source -> (flat indices b * size + i, sorted by step; row pointer per step)
+        for name, (k, flat) in drawn.items():
+            order = np.argsort(k, kind="stable")
+            ptr = np.searchsorted(k[order], np.arange(steps + 1), side="left")
+            self.src[name] = (torch.as_tensor(flat[order], device=device), ptr)
+        del drawn
+        # schedule 'discrete': connections delivered within their step (self.same_conns), the
+        # populations stepped in that order (lowering.discrete_order); self.conns: one step late
+        self.conns, self.plastic, self.same_conns = [], [], []
+        self.order = discrete_order(net)[0] if low.schedule == "discrete" else list(low.populations)
+        event_above = EVENT_DRIVEN_ABOVE_CPU if device.type == "cpu" else EVENT_DRIVEN_ABOVE
+        keep_arrays = {pb.target for pb in net.probes if pb.variable == "weights"}
+        deferred = {p.name: p for p in deferred}
+        for proj in net.projections:
+            pr = low.projections.get(proj.name)
+            if pr is not None and pr.plasticity is not None:
                 self.plastic.append(_Plastic(net, pr, low, B, fdtype, device))
                 continue
-            if fixed:
+            if pr is None:  # deferred: materialised now, alone, exactly as the lowering would
+                proj = deferred[proj.name]
+                syn = mat.synapses(net, proj)
+                tgt = low.populations[proj.target]
+                pre, post, w, shift = syn.i, syn.j, syn.w * tgt.weight_factor, 0
+                d, same_step = schedule_delay(net, proj, syn.delay_steps, same)
+                pr = LoweredProjection(proj.name, proj.source, proj.target, _EMPTY_I, _EMPTY_I, _EMPTY_W,
+                                       d, proj.sign, emitters[proj.source], tgt.size, _EMPTY_W, None,
+                                       tgt.weight_factor * syn.sign, same_step=same_step)
+                low.projections[proj.name] = pr
+                del syn
+            elif fixed:
                 qp = q.projections[pr.name]
-                M, shift = qp.weights.tocoo(), qp.weight_exp
+                M, shift = qp.weights.tocoo(), qp.weight_exp  # (n_post, n_pre), integers
+                pre, post, w = M.col, M.row, M.data
+                del M
             else:
-                M, shift = pr.matrix().tocoo(), 0
+                pre, post, w, shift = pr.i, pr.j, pr.w, 0
             wdtype = torch.float64 if fixed else fdtype  # fixed: integer sums, exact in float64
-            event_above = EVENT_DRIVEN_ABOVE_CPU if device.type == "cpu" else EVENT_DRIVEN_ABOVE
-            if B == 1 and event_above < pr.n_tgt * pr.n_src <= DENSE_MAX_ELEMENTS:
-                # one trial: add up the (dense) rows of the neurons that spiked
-                Wd = np.zeros((pr.n_src, pr.n_tgt))
-                np.add.at(Wd, (M.col, M.row), M.data)
-                W = _DenseRows(torch.tensor(Wd, dtype=wdtype, device=device))
-            elif B == 1 and pr.n_tgt * pr.n_src > event_above:
-                # one trial, a big connection: deliver only the rows of the neurons that spiked
-                c = M.tocsr().T.tocsr()  # source-major (n_pre, n_post)
-                c.sum_duplicates()
-                W = _Rows(torch.tensor(c.indptr, dtype=torch.int64, device=device),
-                          torch.tensor(c.indices, dtype=torch.int64, device=device),
-                          torch.tensor(c.data, dtype=wdtype, device=device), pr.n_tgt)
-            elif pr.n_tgt * pr.n_src <= DENSE_MAX_ELEMENTS:  # (n_pre, n_post) dense: one matmul per step
-                Wd = np.zeros((pr.n_src, pr.n_tgt))
-                np.add.at(Wd, (M.col, M.row), M.data)
-                W = torch.tensor(Wd, dtype=wdtype, device=device)
-            else:
+            size = pr.n_tgt * pr.n_src
+            if size <= DENSE_MAX_ELEMENTS:
+                Wd = np.zeros((pr.n_src, pr.n_tgt))  # (n_pre, n_post); repeated pairs add up
+                np.add.at(Wd, (pre, post), w)
+                Wd = torch.tensor(Wd, dtype=wdtype, device=device)
+                # one trial: add up the rows of the neurons that spiked; else one matmul per step
+                W = _DenseRows(Wd) if B == 1 and size > event_above else Wd
+            elif B == 1:  # one trial, a big connection: deliver only the rows of the neurons that spiked
+                indptr, indices, data = _compact_csr(pre, post, w, pr.n_src, wdtype)
+                W = _Rows(indptr.to(device), indices.to(device), data.to(device), pr.n_tgt)
+            else:  # a batch, a big connection: a (n_post, n_pre) sparse CSR product per step
+                import scipy.sparse as sparse  # slow to import: not at `import neurodeploy`
+
+                c = sparse.csr_matrix((w, (post, pre)), shape=(pr.n_tgt, pr.n_src))
+                c.sum_duplicates()  # sorted, unique column indices per row
                 with warnings.catch_warnings():  # "sparse CSR support is in beta": it works for mm
                     warnings.simplefilter("ignore", UserWarning)
-                    W = torch.sparse_csr_tensor(*_csr(M), size=(pr.n_tgt, pr.n_src), dtype=wdtype,
+                    W = torch.sparse_csr_tensor(torch.from_numpy(c.indptr), torch.from_numpy(c.indices),
+                                                torch.from_numpy(c.data).to(wdtype), size=(pr.n_tgt, pr.n_src),
                                                 check_invariants=False).to(device)
-            self.conns.append((pr.source, pr.target, pr.delay_steps, W, shift))
-        rec_v = {pb.target for pb in net.probes if pb.variable in ("v",) and pb.target in low.populations}
-        rec_u = {pb.target for pb in net.probes if pb.variable == "I" and pb.target in low.populations}
-        rec_u |= {t for t in rec_v if low.populations[t].model == "lif"}
-        rec_s = {pb.target for pb in net.probes if pb.variable == "spikes"} | {
-            t for t in rec_v if low.populations[t].model == "lif"}
-        if record_all_spikes:
-            rec_s |= set(low.populations)
-        out = self.out = {(n, "spikes"): torch.zeros((steps, B, low.populations[n].size), dtype=torch.bool,
-                                                     device=device) for n in rec_s if n in low.populations}
-        for n in rec_v:
-            out[(n, "v")] = torch.zeros((steps, B, low.populations[n].size), dtype=torch.float64, device=device)
-        for n in rec_u:
-            out[(n, "I")] = torch.zeros((steps, B, low.populations[n].size), dtype=torch.float64, device=device)
+                del c
+            del pre, post, w
+            if pr.name not in keep_arrays:
+                # the lowered copies are no longer needed: free them before the next projection is built
+                low.projections[pr.name] = dataclasses.replace(pr, i=_EMPTY_I, j=_EMPTY_I, w=_EMPTY_W, w_si=_EMPTY_W)
+            (self.same_conns if pr.same_step else self.conns).append((pr.source, pr.target, pr.delay_steps, W, shift))
+        low.projections = {p.name: low.projections[p.name] for p in net.projections}
         self.counts = {n: torch.zeros((B, p.size), dtype=torch.int64, device=device)
                        for n, p in low.populations.items()}
         self.weight_probes = [pb for pb in net.probes if pb.variable == "weights"]
@@ -318,9 +403,15 @@ class TorchSim:
         self.hist[name][m % self.L].copy_(spikes if spikes.dim() == 2 else spikes.expand_as(self.hist[name][0]))
 
     def step(self, m: int) -> None:
-        import torch
-
-        hist, L, fixed = self.hist, self.L, self.fixed
+        hist, L = self.hist, self.L
+        # the sources' spikes of reference step m - 1 fill slot m (read from step m + 1 on, or in
+        # step m by a same-step connection of schedule 'discrete')
+        for name, (flat, ptr) in self.src.items():
+            slot = hist[name][m % L]
+            slot.zero_()
+            a, b = int(ptr[m - 1]), int(ptr[m])
+            if b > a:
+                slot.view(-1)[flat[a:b]] = True
         for P in self.pops.values():
             P["a_in"] = None
         for pl in self.plastic:  # the plastic update of step m - 1 (its inputs are all known now)
@@ -330,38 +421,59 @@ class TorchSim:
             emitted = m - 1 - d
             if emitted < 1:
                 continue
-            s = hist[source][emitted % L]
-            if isinstance(W, (_Rows, _DenseRows)):
-                acc = W.deliver(s[0])
-                if acc is None:  # nothing was emitted
-                    continue
-            else:
-                s = s.to(W.dtype)
-                acc = s @ W if W.layout == torch.strided else (W @ s.T).T  # (B, n_tgt)
-            P = self.pops[dest]
-            if fixed:
-                acc = acc.to(torch.int64)
-                acc = acc << shift if shift >= 0 else acc >> -shift
-            P["a_in"] = acc if P["a_in"] is None else P["a_in"] + acc
+            self._deliver(hist[source][emitted % L], dest, W, shift)
         for pl in self.plastic:
             if pl.pending is not None:
                 P = self.pops[pl.target]
                 P["a_in"] = pl.pending if P["a_in"] is None else P["a_in"] + pl.pending
                 pl.pending = None
-        for name, P in self.pops.items():
+        same = self.same_conns
+        for name in self.order:
+            P = self.pops[name]
+            for source, dest, _d, W, shift in same:  # schedule 'discrete': this step's spikes
+                if dest == name:
+                    self._deliver(hist[source][m % L], dest, W, shift)
             spikes = self._neurons(P, m)
             hist[name][m % L].copy_(spikes)
             if m <= self.low.steps:
                 self.counts[name] += spikes
-            out = self.out
-            if (name, "spikes") in out:
-                out[(name, "spikes")][m - 1] = spikes
-            if (name, "v") in out:
-                out[(name, "v")][m - 1] = P["v"]
-            if (name, "I") in out:
-                out[(name, "I")][m - 1] = P["u"]
-        for name, data in self.src.items():
-            hist[name][m % L].copy_(data[m - 1])
+                rec = self.spike_recs.get(name)
+                if rec is not None and rec.record(m - 1, spikes):  # a chunk went to the host
+                    self._check_spikes(m)
+        for r in self.traces:
+            r.record(m, self.pops[r.pop])
+        if m == self.low.steps and self.spike_recs:
+            for rec in self.spike_recs.values():
+                rec.flush()
+            self._check_spikes(m)
+
+    def _deliver(self, s, dest: str, W, shift: int) -> None:
+        """Add the synaptic input of spikes ``s`` (trials x n_pre) through ``W`` to ``dest``'s a_in."""
+        import torch
+
+        if isinstance(W, (_Rows, _DenseRows)):
+            acc = W.deliver(s[0])
+            if acc is None:  # nothing was emitted
+                return
+        else:
+            s = s.to(W.dtype)
+            acc = s @ W if W.layout == torch.strided else (W @ s.T).T  # (B, n_tgt)
+        P = self.pops[dest]
+        if self.fixed:
+            acc = acc.to(torch.int64)
+            acc = acc << shift if shift >= 0 else acc >> -shift
+        P["a_in"] = acc if P["a_in"] is None else P["a_in"] + acc
+
+    def _check_spikes(self, m: int) -> None:
+        """Recorded spikes grow as the run goes: bound them as they reach the host."""
+        held = sum(rec.held_bytes() for rec in self.spike_recs.values())
+        if self.planned_bytes + held > MAX_RECORD_BYTES:
+            name, rec = max(self.spike_recs.items(), key=lambda kv: kv[1].held_bytes())
+            probes = ", ".join(f"'{pb.name}'" for pb in rec.probes) or f"the spikes of '{name}'"
+            raise CompileError(
+                f"spike probe {probes} recorded {_gb(rec.held_bytes())} of spike indices by step {m} "
+                f"({_gb(self.planned_bytes + held)} held in all, more than the limit of {_gb(MAX_RECORD_BYTES)}); "
+                "hint: probe fewer neurons (the probe's indices), or run fewer steps or trials")
 
     def _neurons(self, P, m: int):
         import torch
@@ -399,7 +511,9 @@ class TorchSim:
     # -- moving the recordings between processes (a hybrid run steps the torch part in a Lava child)
 
     def _layout(self) -> list:
-        items = [("out", k, tuple(t.shape)) for k, t in self.out.items()]
+        items = [("trace", r, (attr, tuple(getattr(r, attr).shape))) for r in self.traces for attr in r.buffers()]
+        items = [(kind, r, shape, attr) for kind, r, (attr, shape) in items]
+        items += [("spikes", rec, (self.low.steps, self.B, rec.n)) for rec in self.spike_recs.values()]
         items += [("count", n, tuple(c.shape)) for n, c in self.counts.items()]
         for pl in self.plastic:
             for pb in pl.probes:
@@ -411,14 +525,21 @@ class TorchSim:
         return int(sum(np.prod(it[2]) for it in self._layout()))
 
     def export(self) -> np.ndarray:
-        """Every recording (and the spike counts, and the weight samples) as one float64 vector."""
+        """Every recording (and the spike counts, and the weight samples) as one float64 vector
+        (recorded spikes as a dense 0/1 block: a hybrid run's torch part is small)."""
         import torch
 
         parts = []
         for it in self._layout():
             kind, key, shape = it[:3]
-            if kind == "out":
-                parts.append(self.out[key].to(torch.float64).cpu().numpy().ravel())
+            if kind == "trace":
+                parts.append(getattr(key, it[3]).to(torch.float64).cpu().numpy().ravel())
+            elif kind == "spikes":
+                key.flush()
+                dense = np.zeros(shape)
+                k, b, c = key.arrays()
+                dense[k, b, c] = 1.0
+                parts.append(dense.ravel())
             elif kind == "count":
                 parts.append(self.counts[key].cpu().numpy().astype(float).ravel())
             else:
@@ -435,8 +556,11 @@ class TorchSim:
             n = int(np.prod(shape))
             block = np.asarray(flat[pos: pos + n]).reshape(shape)
             pos += n
-            if kind == "out":
-                self.out[key] = torch.as_tensor(block).to(self.out[key].dtype)
+            if kind == "trace":
+                buf = getattr(key, it[3])
+                setattr(key, it[3], torch.as_tensor(block).to(buf.dtype))
+            elif kind == "spikes":
+                key.set_arrays(*np.nonzero(block != 0))
             elif kind == "count":
                 self.counts[key] = torch.as_tensor(np.rint(block).astype(np.int64))
             else:
@@ -446,18 +570,29 @@ class TorchSim:
 
     def results(self, wall: float, dtype: str) -> list[Result]:
         low, q = self.low, self.q
+        for rec in self.spike_recs.values():
+            rec.flush()
+        spikes = {n: rec.arrays() for n, rec in self.spike_recs.items()}
+        traces = [(r, r.host()) for r in self.traces]
         results = []
         for b, tr in enumerate(self.trials):
-            data = {k: v[:, b].cpu().numpy() for k, v in self.out.items()}
-            for n in low.populations:
-                data.setdefault((n, "spikes"), None)
-            plain = dataclasses.replace(tr, probes=tuple(pb for pb in tr.probes if pb.variable != "weights"
-                                                         and pb.target not in self.external))
-            res = loihi_result(plain, low, q, self.target, data, wall,
-                              counts={n: c[b].cpu().numpy() for n, c in self.counts.items()})
+            plain = tuple(pb for pb in tr.probes if pb.variable != "weights" and pb.target not in self.external)
+            # what loihi_result computes without recordings (counts, input spikes, constant currents)
+            rest = tuple(pb for pb in plain if not (pb.target in low.populations and pb.variable in ("spikes", "v", "I")))
+            res = loihi_result(dataclasses.replace(tr, probes=rest), low, q, self.target, {}, wall,
+                               counts={n: c[b].cpu().numpy() for n, c in self.counts.items()})
             for name in self.external:
                 res.counts.pop(name, None)
                 res.spikes.pop(name, None)
+            for name in {pb.target for pb in plain if pb.variable == "spikes" and pb.target in low.populations}:
+                k, bb, c = spikes[name]
+                sel = bb == b  # (step, trial, neuron) order: already sorted by step, then neuron
+                res.spikes[name] = SpikeTrains(low.populations[name].size,
+                                               self.spike_recs[name].neurons(c[sel]), k[sel].astype(np.int64) * low.dt)
+            for r, host in traces:
+                res.traces[r.pb.name] = r.trace(host, b, low, q)
+            res.traces = {**{pb.name: res.traces[pb.name] for pb in plain if pb.name in res.traces}, **res.traces}
+            res.keep_probed_indices(plain)
             self._currents(tr, res)
             for pb in self.weight_probes:
                 pl = next((p for p in self.plastic if p.name == pb.target), None)
@@ -620,19 +755,29 @@ def run(net: Network, target: Target, options: TorchOptions | None = None) -> li
     import torch
 
     opts = options or TorchOptions()
+    if opts.cpu_threads is not None and (isinstance(opts.cpu_threads, bool) or not isinstance(opts.cpu_threads, int)
+                                         or opts.cpu_threads < 1):
+        raise UsageError(f"--threads {opts.cpu_threads!r}: expected a whole number >= 1 (CPU threads of a torch run)")
     device = pick_device(opts.device)
     seeds = tuple(opts.trial_seeds) if opts.trial_seeds else (net.simulation.seed,)
     dtype = float_dtype(opts, target)
-    sim = TorchSim(net, target, device, dtype, seeds)
-    threads = torch.get_num_threads()
-    if opts.cpu_threads and device.type == "cpu":
-        torch.set_num_threads(opts.cpu_threads)
-    t0 = time.perf_counter()
-    try:
-        wall = _loop(sim, device, opts, t0)
+    before = torch.get_num_threads()
+    threads = opts.threads(len(seeds)) if device.type == "cpu" else None
+    try:  # the set-up's tensor operations too: one trial on many threads mostly waits for them
+        if threads is not None:
+            torch.set_num_threads(threads)
+        sim = TorchSim(net, target, device, dtype, seeds)
+        t0 = time.perf_counter()
+        wall, kernel = fused.loop(sim, net, opts)  # issue 17: the fused CPU kernel where it applies
+        if wall is None:  # (fused.py); else the eager loop, the reference
+            wall = _loop(sim, device, opts, t0)
+        results = sim.results(wall, dtype)
     finally:
-        torch.set_num_threads(threads)
-    return sim.results(wall, dtype)
+        torch.set_num_threads(before)
+    for r in results:
+        r.options["threads"] = threads if threads is not None else before
+        r.options["kernel"] = kernel  # "fused-numba" | "eager (<why>)"
+    return results
 
 
 def float_dtype(opts: TorchOptions, target: Target) -> str:
@@ -695,13 +840,190 @@ class _Rows:
         return out
 
 
-def _csr(M):
+_EMPTY_I = np.zeros(0, dtype=np.int64)
+_EMPTY_W = np.zeros(0)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.3g} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB"
+
+
+def _compact_csr(major, minor, vals, n_major: int, wdtype):
+    """(indptr int64, indices int32, data ``wdtype``) torch tensors of the CSR by ``major``,
+    built straight from the synapse arrays (no scipy matrix, no int64 copy of the indices);
+    repeated pairs stay separate entries (the deliveries add them up)."""
     import torch
 
-    c = M.tocsr()
-    c.sum_duplicates()
-    return (torch.tensor(c.indptr, dtype=torch.int64), torch.tensor(c.indices, dtype=torch.int64),
-            torch.tensor(c.data))
+    major = np.asarray(major)
+    counts = np.bincount(major, minlength=n_major) if len(major) else np.zeros(n_major, dtype=np.int64)
+    indptr = np.zeros(n_major + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    del counts
+    if n_major > 2**31 - 1 or (len(minor) and int(np.max(minor)) > 2**31 - 1):
+        raise BackendError("a connection with more than 2**31 neurons on one side is beyond the torch backend")
+    np_w = np.float64 if wdtype == torch.float64 else np.float32
+    if len(major) > 1 and not bool(np.all(major[1:] >= major[:-1])):
+        order = np.argsort(major, kind="stable")
+        indices = np.asarray(minor, dtype=np.int32)[order]
+        data = np.asarray(vals, dtype=np_w)[order]
+        del order
+    else:  # already grouped by major (random connectivity is drawn source by source)
+        indices = np.asarray(minor, dtype=np.int32)
+        data = np.asarray(vals, dtype=np_w)
+    return torch.from_numpy(indptr), torch.from_numpy(np.ascontiguousarray(indices)), \
+        torch.from_numpy(np.ascontiguousarray(data)).to(wdtype)
+
+
+class _TraceRec:
+    """One ``v`` or ``I`` probe: buffers for its neurons only, one row per sample of its period.
+
+    Row ``s`` holds reference step ``k = s * period``: ``v`` after Lava step ``k + 1``; ``u`` after
+    Lava step ``k + 2`` (the input of step ``k``, which Lava delivers one step later); for ``lif``
+    whether that input counts (the neuron is past its refractory time and input drop), from the
+    steps-since-spike counter. The same change of variables as
+    :func:`neurodeploy.lowering.loihi_result.loihi_result`, on the probed neurons only."""
+
+    def __init__(self, pb, pop, steps: int, B: int, dtype, device, dt: float, schedule: str = "exact"):
+        self.pb, self.pop, self.steps, self.B, self.dtype, self.device = pb, pop.name, steps, B, dtype, device
+        #: the Euler schedules have no change of variables: v and u of Lava step k + 1 are step k's
+        self.euler = schedule != "exact"
+        self.period = max(1, int(round((pb.period or dt) / dt)))
+        self.rows = np.arange(0, steps, self.period)
+        self.index = np.arange(pop.size) if pb.indices is None else np.asarray(pb.indices, dtype=np.int64)
+        self.n = len(self.index)
+        self.idx = None  # a torch index when the probe selects neurons
+        self.sel = pb.indices is not None
+        self.lif_v = pb.variable == "v" and pop.model == "lif" and not self.euler
+        self.gate = pop.refractory_steps + pop.input_drop
+        self.v = self.u = self.used = None
+
+    def buffers(self) -> list[str]:
+        out = ["v"] if self.pb.variable == "v" else []
+        if self.pb.variable == "I" or self.lif_v:
+            out.append("u")
+        if self.lif_v:
+            out.append("used")
+        return out
+
+    def nbytes(self, itemsize: int) -> int:
+        cells = len(self.rows) * self.B * self.n
+        return sum(cells * (1 if b == "used" else itemsize) for b in self.buffers())
+
+    def allocate(self) -> None:
+        import torch
+
+        if self.sel:
+            self.idx = torch.as_tensor(self.index, device=self.device)
+        shape = (len(self.rows), self.B, self.n)
+        for b in self.buffers():
+            setattr(self, b, torch.zeros(shape, dtype=torch.bool if b == "used" else self.dtype, device=self.device))
+
+    def _pick(self, x):
+        return x.index_select(1, self.idx) if self.sel else x
+
+    def record(self, m: int, P) -> None:
+        k = m - 1  # the reference step of Lava step m
+        if k < self.steps and k % self.period == 0:
+            s = k // self.period
+            if self.v is not None:
+                self.v[s] = self._pick(P["v"])
+            if self.used is not None:
+                self.used[s] = self._pick(P["since"]) + 1 >= self.gate
+        k = m - 1 if self.euler else m - 2  # exact: u after Lava step m is the input of reference step m - 2
+        if self.u is not None and 0 <= k < self.steps and k % self.period == 0:
+            self.u[k // self.period] = self._pick(P["u"])
+
+    def host(self) -> dict:
+        import torch
+
+        return {b: getattr(self, b).cpu().numpy() if b == "used" else getattr(self, b).to(torch.float64).cpu().numpy()
+                for b in self.buffers()}
+
+    def trace(self, host: dict, b: int, low, q) -> Trace:
+        pb, pop = self.pb, low.populations[self.pop]
+        K = q.populations[self.pop].K if q is not None else 1.0
+        dt = low.dt
+        if pb.variable == "v":
+            v = host["v"][:, b] / K
+            if self.lif_v:
+                a = 1.0 - (q.populations[self.pop].dv / 4096 if q is not None else pop.dv)
+                v = v + np.where(host["used"][:, b], host["u"][:, b] / K / a, 0.0)
+            vals = v + pop.v_offset
+        else:
+            vals = host["u"][:, b] / K / (pop.u_scale * (1.0 if self.euler else np.exp(-dt / pop.tau_syn)))
+        return Trace(pb.target, pb.variable, get_neuron(pop.model).state[pb.variable], self.rows * dt,
+                     self.index.copy(), vals)
+
+
+class _SpikeRec:
+    """A population's recorded spikes as indices (step, trial, column of the recorded neurons):
+    gathered on the device in chunks of steps, moved to the host as int32 indices per chunk.
+    Only the neurons the spike probes name are recorded (all of them if one probe names none)."""
+
+    def __init__(self, name: str, size: int, probes: list, B: int, steps: int, device):
+        self.name, self.probes, self.B, self.device = name, probes, B, device
+        if probes and all(pb.indices is not None for pb in probes):
+            self.index = np.unique(np.concatenate([np.asarray(pb.indices, dtype=np.int64) for pb in probes]))
+        else:
+            self.index = None
+        self.n = size if self.index is None else len(self.index)
+        self.C = max(1, min(max(steps, 1), SPIKE_CHUNK_CELLS // max(1, B * self.n)))
+        self.chunk = self.idx = None
+        self.filled, self.k0 = 0, 0
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._held = 0
+
+    def chunk_bytes(self) -> int:
+        return self.C * self.B * self.n
+
+    def allocate(self) -> None:
+        import torch
+
+        self.chunk = torch.zeros((self.C, self.B, self.n), dtype=torch.bool, device=self.device)
+        if self.index is not None:
+            self.idx = torch.as_tensor(self.index, device=self.device)
+
+    def record(self, k: int, spikes) -> bool:
+        """Spikes (trials, size) of reference step ``k`` (consecutive steps); True when a chunk was
+        moved to the host."""
+        if self.filled == 0:
+            self.k0 = k
+        self.chunk[self.filled] = spikes if self.idx is None else spikes.index_select(1, self.idx)
+        self.filled += 1
+        if self.filled == self.C:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        if not self.filled:
+            return
+        nz = self.chunk[: self.filled].nonzero().cpu().numpy()
+        self.filled = 0
+        if len(nz):
+            k = (nz[:, 0] + self.k0).astype(np.int32)
+            self.parts.append((k, nz[:, 1].astype(np.int32), nz[:, 2].astype(np.int32)))
+            self._held += 12 * len(nz)
+
+    def held_bytes(self) -> int:
+        return self._held
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.parts:
+            z = np.zeros(0, dtype=np.int32)
+            return z, z, z
+        if len(self.parts) > 1:
+            self.parts = [tuple(np.concatenate(a) for a in zip(*self.parts))]
+        return self.parts[0]
+
+    def set_arrays(self, k, b, c) -> None:
+        self.parts = [(np.asarray(k, dtype=np.int32), np.asarray(b, dtype=np.int32), np.asarray(c, dtype=np.int32))]
+        self.filled = 0
+        self._held = 12 * len(k)
+
+    def neurons(self, c: np.ndarray) -> np.ndarray:
+        """Columns of the recorded set -> neuron indices (int64)."""
+        return c.astype(np.int64) if self.index is None else self.index[c]
 
 
 def _trunc_mul(x, factor: int):
