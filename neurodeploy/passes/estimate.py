@@ -157,14 +157,23 @@ def check_target(est: Estimate, net: Network, target: Target) -> None:
         need[name] = by[bound_by[name]]
     total = sum(need.values())
     if total > cpc * chips:
-        top = sorted(need.items(), key=lambda t: -t[1])[:3]
-        most = ", ".join(f"'{n}' {k} (bound by {bound_by[n]})" for n, k in top)
-        raise CompileError(
-            f"the model needs at least {total} neurocores (estimated from the IR's counts before drawing "
-            f"any synapse: {est.synapses_lower:,} synapses at least, {wbits} weight bits each), but {where} "
-            f"has cores_per_chip x chips = {cpc} x {chips} = {cpc * chips}; populations using the most "
-            f"cores: {most}. hint: reduce those populations' sizes or connection probabilities, lower "
-            f"weight_bits, or use a target with more chips")
+        raise capacity_error(where, cpc, chips, need, bound_by, lower_bound=True,
+                             how=f" (estimated from the IR's counts before drawing any synapse: "
+                                 f"{est.synapses_lower:,} synapses at least, {wbits} weight bits each)")
+
+
+def capacity_error(where: str, cpc: int, chips: int, need: dict, bound_by: dict, lower_bound: bool,
+                   how: str = "") -> CompileError:
+    """The error for a model whose populations ``need`` more neurocores than ``where`` has
+    (``bound_by``: the limit that sets each population's count; ``how``: how it was counted)."""
+    total = sum(need.values())
+    top = sorted(need.items(), key=lambda t: -t[1])[:3]
+    most = ", ".join(f"'{n}' {k} (bound by {bound_by[n]})" for n, k in top)
+    return CompileError(
+        f"the model needs {'at least ' if lower_bound else ''}{total} neurocores{how}, but {where} has "
+        f"cores_per_chip x chips = {cpc} x {chips} = {cpc * chips}; populations using the most cores: "
+        f"{most}. hint: reduce those populations' sizes or connection probabilities, lower weight_bits, "
+        f"or use a target with more chips (chips: {-(-total // cpc)} would hold {total} cores)")
 
 
 def check_neurons(est: Estimate, target: Target) -> None:

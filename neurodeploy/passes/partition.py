@@ -115,7 +115,7 @@ from ..library import materialize
 from ..library.endpoints import endpoints
 from ..library.materialize import SynapseData
 from .base import Compilation, PassReport
-from .estimate import check_target, estimate
+from .estimate import capacity_error, check_target, estimate
 
 __all__ = [
     "CoreMap",
@@ -911,16 +911,8 @@ def _binding_limit(ev: _Eval, out: np.ndarray, limits: Mapping[str, Optional[int
 
 def _capacity_error(target: Target, limits: Mapping[str, Optional[int]], need: Mapping[str, int],
                     binding: Mapping[str, str], lower_bound: bool) -> CompileError:
-    cpc, chips = limits["cores_per_chip"], limits["chips"]
-    total = sum(need.values())
-    top = sorted(need.items(), key=lambda t: -t[1])[:3]
-    most = ", ".join(f"'{n}' {k} (bound by {binding[n]})" for n, k in top)
-    return CompileError(
-        f"the model needs {'at least ' if lower_bound else ''}{total} neurocores, but target "
-        f"'{target.name}' has cores_per_chip x chips = {cpc} x {chips} = {cpc * chips}; "
-        f"populations using the most cores: {most}. hint: reduce those populations' sizes or "
-        f"connection probabilities, lower weight_bits, or use a target with more chips "
-        f"(chips: {_ceil_div(total, cpc)} would hold {total} cores)")
+    return capacity_error(f"target '{target.name}'", limits["cores_per_chip"], limits["chips"],
+                          dict(need), dict(binding), lower_bound)
 
 
 def _build_map(target: Target, pops: list[Population], evals: Mapping[str, _Eval],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,15 @@ def digits():
     coder = find_coder(net, "ipvae")
     X, _ = block_images(net, coder, 6)
     return net, coder, X
+
+
+def _local_copy(tmp_path: Path, spec: str) -> str:
+    """The text of a shipped spec with its weights copied beside it (tmp_path/weights), so that
+    a variant written to tmp_path names its files inside its own folder (files outside a spec's
+    folder are refused unless allowed: spec/loader.py)."""
+    shutil.copytree(ROOT / "models/weights/ipvae_digits", tmp_path / "weights/ipvae_digits",
+                    dirs_exist_ok=True)
+    return (ROOT / spec).read_text().replace("../weights/", "weights/")
 
 
 def _with_form(net, form):
@@ -158,7 +168,7 @@ def test_a_structure_that_is_not_the_block_is_refused(tmp_path, capsys):
     """Lateral weights that are not -Phi^T Phi / sigma^2 cannot run through the iP-VAE lowering:
     exit 3 naming the projection (the graded simulator still runs it)."""
     spec = tmp_path / "bad.yaml"
-    text = (ROOT / EXPANDED).read_text().replace("../weights/", str(ROOT / "models/weights") + "/")
+    text = _local_copy(tmp_path, EXPANDED)
     spec.write_text(text.replace("transform: gram, scale: -3.2544564519869263", "transform: gram, scale: -6.5"))
     net = nd.load(spec)
     with pytest.raises(NotImplementedYet, match="projection 'lateral'.*relative error"):
@@ -250,7 +260,7 @@ def test_spiking_paths_refuse_graded_networks_with_a_pointer_to_eval(tmp_path, c
 def test_compile_writes_the_expanded_ir_and_takes_a_hand_written_spec(tmp_path, capsys):
     """compile -t loihi2-sim on the hand-written expanded spec (16 iterations): the report is
     the block's, and ir.json holds the expanded network (graded populations, no blocks)."""
-    text = (ROOT / EXPANDED).read_text().replace("../weights/", str(ROOT / "models/weights") + "/")
+    text = _local_copy(tmp_path, EXPANDED)
     spec = tmp_path / "x.yaml"
     spec.write_text(text.replace("restart_every: 1000", "restart_every: 16"))
     out = tmp_path / "c"
@@ -266,7 +276,7 @@ def test_compile_writes_the_expanded_ir_and_takes_a_hand_written_spec(tmp_path, 
 
 
 def test_a_coder_next_to_a_spiking_network_is_refused_not_half_run(tmp_path, capsys):
-    text = (ROOT / DIGITS).read_text().replace("../weights/", str(ROOT / "models/weights") + "/")
+    text = _local_copy(tmp_path, DIGITS)
     spec = tmp_path / "mixed.yaml"
     spec.write_text(text + "populations:\n- {name: extra, size: 3, model: lif}\n")
     assert main(["eval", str(spec), "-t", "torch", "-o", str(tmp_path / "o"), "--images", "2"]) == 3
