@@ -81,14 +81,17 @@ class Reader:
                        "write 'key: value' pairs, one per line")
             return None
         allowed = list(allowed)
+        misspelt = set()  # required keys an unknown key is a misspelling of: reported once, as ND201
         for key, (kspan, vnode) in node.entries.items():
             self.key_spans[path + (key,)] = kspan
             self.spans[path + (key,)] = vnode.span
             if key not in allowed:
+                hint = did_you_mean(key, allowed)
+                misspelt.update(k for k in allowed if hint and repr(k) in hint)
                 self.error("ND201", kspan, path + (key,), f"unknown key '{key}'" + (f" in {what}" if what else ""),
-                           did_you_mean(key, allowed) or ("allowed keys: " + ", ".join(allowed)))
+                           hint or ("allowed keys: " + ", ".join(allowed)))
         for key in required:
-            if key not in node.entries:
+            if key not in node.entries and key not in misspelt:
                 self.error("ND202", node, path + (key,), f"missing required key '{key}'" + (f" in {what}" if what else ""),
                            (hints or {}).get(key))
         return node

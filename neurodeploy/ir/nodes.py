@@ -87,6 +87,9 @@ class Population:
     model: str
     params: dict[str, Any] = field(default_factory=dict)  # SI floats, or str/bool for choices
     init: dict[str, Init] = field(default_factory=dict)
+    #: the spec's ``fixed_point: {v_lsb: ...}``: volts per integer unit of ``v`` on the integer
+    #: targets (None: the quantize pass chooses the scale); docs/spec.md#fixed_point
+    v_lsb: Optional[float] = None
 
 
 @dataclass(frozen=True)

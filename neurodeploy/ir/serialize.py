@@ -18,7 +18,7 @@ from . import nodes
 from .nodes import IR_VERSION, STIMULUS_TYPES, Network
 
 #: fields left out of the JSON while they hold their default (added after IR files were written)
-_OMIT_DEFAULT = {nodes.Simulation: ("schedule",)}
+_OMIT_DEFAULT = {nodes.Simulation: ("schedule",), nodes.Population: ("v_lsb",)}
 
 
 def to_dict(obj: Any) -> Any:

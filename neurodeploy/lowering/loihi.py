@@ -75,6 +75,7 @@ class LoweredPopulation:
     tau_m: float
     tau_syn: float | None
     dt: float
+    v_lsb: float | None = None  # the spec's fixed_point.v_lsb (volts per integer unit of v)
 
 
 @dataclass
@@ -365,7 +366,8 @@ def lower(net: Network) -> LoweredNetwork:
     low = LoweredNetwork(net.name, dt, steps, schedule=net.simulation.schedule)
     same = discrete_order(net)[1] if net.simulation.schedule == "discrete" else set()
     for pop in net.populations:
-        low.populations[pop.name] = lower_population(net, pop, currents.get(pop.name))
+        low.populations[pop.name] = lp = lower_population(net, pop, currents.get(pop.name))
+        lp.v_lsb = pop.v_lsb
     for s in net.stimuli:
         if isinstance(s, (PoissonStimulus, SpikeTimesStimulus)) or (isinstance(s, ArrayStimulus) and s.encoding == "rate"):
             if s.size * steps > RINGBUFFER_MAX_CELLS:

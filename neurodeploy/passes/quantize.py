@@ -174,6 +174,17 @@ def choose_scale(pop: LoweredPopulation, incoming: list[LoweredProjection], sig:
             wmax = max(wmax, abs(pr.factor) * pr.plasticity["w_max"])
         if wmax > 0:
             hard[f"weights of '{pr.name}' (8 bits, weight_exp <= 7)"] = _mag_max(pr.sign) * 64 * 2**WEXP_MAX / wmax
+    if pop.v_lsb is not None:  # stated by the spec: honoured, or refused if a format cannot hold it
+        K = 1.0 / pop.v_lsb
+        over = {k: v for k, v in hard.items() if K > v * (1 + 1e-9)}
+        if over:
+            k, lim = min(over.items(), key=lambda t: t[1])
+            raise CompileError(
+                f"population '{pop.name}': fixed_point.v_lsb = {pop.v_lsb:.6g} V ({K:.6g} integer units per volt) "
+                f"does not fit the {k}: at most {lim:.6g} units per volt. hint: state v_lsb >= {1 / lim:.6g} V, "
+                f"or leave fixed_point out and let the compiler choose the scale")
+        return K, {"K_per_volt": K, "set_by": f"the spec (fixed_point.v_lsb = {pop.v_lsb:.6g} V)",
+                   "candidates": {k: v for k, v in hard.items() if math.isfinite(v)}}
     sig = sig if sig is not None else _signal(pop, incoming)
     preferred = {"potential (24 bits)": V_MAX / (HEADROOM * v_mag) if v_mag > 0 else math.inf}
     limits = dict(preferred, **hard)

@@ -136,6 +136,9 @@ def outside_reason(base_dir: Path, rel: str) -> str | None:
     return None
 
 
+#: neuron models whose integer scale a spec may state (``fixed_point``: the Loihi LIF lowering)
+FIXED_POINT_MODELS = ("lif", "cuba_lif", "if")
+
 class _Builder:
     def __init__(self, r: Reader, base_dir: Path, allow_outside_paths: bool = False):
         self.r = r
@@ -217,7 +220,7 @@ class _Builder:
     # --- populations ---------------------------------------------------------------------------
     def population(self, node, path) -> ir.Population:
         r = self.r
-        m = r.mapping(node, path, ["name", "size", "model", "params", "init"],
+        m = r.mapping(node, path, ["name", "size", "model", "params", "init", "fixed_point"],
                       required=["name", "size", "model"], what="a population")
         placeholder = f"<{format_path(path)}>"
         if m is None:
@@ -237,7 +240,24 @@ class _Builder:
             for var, (_, vnode) in (im.entries.items() if im else ()):
                 unit = model.state.get(var) if model else None
                 init[var] = self.init_value(vnode, path + ("init", var), Dim(unit) if unit else None)
-        return ir.Population(name, size, model_name, params, init)
+        v_lsb = None
+        if "fixed_point" in m.entries:
+            v_lsb = self.fixed_point(m.get("fixed_point"), path + ("fixed_point",))
+            if model is not None and model_name not in FIXED_POINT_MODELS:
+                r.error("ND207", m.key_span("fixed_point"), path + ("fixed_point",),
+                        f"model '{model_name}' has no stated fixed-point scale (the integer targets choose it)",
+                        f"fixed_point applies to {', '.join(FIXED_POINT_MODELS)}; remove it here")
+        return ir.Population(name, size, model_name, params, init, v_lsb)
+
+    def fixed_point(self, node, path) -> float | None:
+        """A population's ``fixed_point: {v_lsb: 62.5 uV}``: the voltage of one integer unit of
+        ``v`` on the integer targets (the scale Lava or a chip run used), > 0."""
+        r = self.r
+        m = r.mapping(node, path, ["v_lsb"], required=["v_lsb"], what="fixed_point")
+        if m is None or "v_lsb" not in m.entries:
+            return None
+        v = r.quantity(m.get("v_lsb"), path + ("v_lsb",), Dim("volt"), lo=0, hi=1, lo_exclusive=True, default=None)
+        return v
 
     def init_value(self, node, path, dim) -> ir.Init:
         r = self.r

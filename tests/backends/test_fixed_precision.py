@@ -145,3 +145,38 @@ def test_scale_is_raised_from_the_threshold_led_choice_by_hand():
     assert res["weight_lsb_ratio"] == pytest.approx(1e-4 * (2**17 - 1) * 64)
     assert res["coarse"]  # one input step is 64 / 838.9 = 7.6 % of the weight
     assert largest_fine_threshold(1e-4) == pytest.approx((2**17 - 1) * 64 * 1e-4 / (128 * 64))
+
+
+def _stated(tmp_path, v_lsb: str):
+    spec = tmp_path / "stated.yaml"
+    spec.write_text(_spec({"p": "20 mV"}).replace("R_m: 10 Mohm}", "R_m: 10 Mohm}, fixed_point: {v_lsb: " + v_lsb + "}"))
+    return nd.load(str(spec))
+
+
+def test_a_stated_scale_is_used_as_stated(tmp_path):
+    """``fixed_point: {v_lsb: ...}`` fixes K = 1 / v_lsb (the chip run's scale), not the pass's choice."""
+    free = quantize(lower(nd.load(str(_write(tmp_path, _spec({"p": "20 mV"}))))))
+    net = _stated(tmp_path, "62.5 uV")
+    assert net.populations[0].v_lsb == pytest.approx(62.5e-6)
+    q = quantize(lower(net))
+    assert q.populations["p"].K == pytest.approx(16000.0) != free.populations["p"].K
+    assert q.populations["p"].vth == round(0.02 * 16000 / 64)  # 20 mV = 320 units = 5 << 6
+    sc = q.report["populations"][0]["scale"]
+    assert sc["set_by"] == "the spec (fixed_point.v_lsb = 6.25e-05 V)"
+    assert "set by the spec (fixed_point.v_lsb" in report_table(q.report)
+
+
+def test_a_stated_scale_too_fine_for_a_format_is_refused_naming_it(tmp_path):
+    from neurodeploy.core.errors import CompileError
+
+    with pytest.raises(CompileError) as e:
+        quantize(lower(_stated(tmp_path, "1 pV")))  # 1e12 units per volt: 20 mV overflows the 24-bit v
+    msg = str(e.value)
+    assert "population 'p': fixed_point.v_lsb = 1e-12 V" in msg and "units per volt" in msg
+    assert "bits" in msg and "hint: state v_lsb >= " in msg
+
+
+def _write(tmp_path, text: str):
+    p = tmp_path / "free.yaml"
+    p.write_text(text)
+    return p

@@ -228,14 +228,20 @@ def _paper_lif(tmp_path):
     return net
 
 
-def _chip_scale(monkeypatch):
-    """The integer scale Lava used on the chip (v_th 0.1 -> vth 25 << 6 = 1600: 16000 units per
-    volt). neurodeploy's quantize pass picks its own scale from the signal range; a spec cannot
-    state one yet, so the test sets it."""
-    from neurodeploy.passes import quantize
+def _chip_scale(tmp_path):
+    """The paper's neuron with the integer scale Lava used on the chip stated in its spec
+    (v_th 0.1 -> vth 25 << 6 = 1600: 16000 units per volt, ``fixed_point: {v_lsb: 62.5 uV}``;
+    without it the quantize pass picks its own scale from the signal range)."""
+    import yaml
 
-    monkeypatch.setattr(quantize, "choose_scale", lambda pop, incoming, sig=None: (
-        16000.0, {"K_per_volt": 16000.0, "set_by": "the NIR paper's Lava run", "candidates": {}}))
+    _paper_lif(tmp_path)
+    spec = yaml.safe_load((tmp_path / "lif.yaml").read_text())
+    for pop in spec["populations"]:
+        pop["fixed_point"] = {"v_lsb": "62.5 uV"}
+    (tmp_path / "chip.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    net = nd.load(tmp_path / "chip.yaml")
+    assert net.simulation.schedule == "loihi" and {p.v_lsb for p in net.populations} == {6.25e-5}
+    return net
 
 
 def _check_chip(r):
@@ -255,17 +261,15 @@ def _check_chip(r):
     assert set(hw[steps, 1]) == {128.0} and set(q[steps]) == {0.0}
 
 
-def test_loihi2_torch_reproduces_the_loihi2_chip_trace_integer_for_integer(tmp_path, monkeypatch):
-    _chip_scale(monkeypatch)
-    net = _paper_lif(tmp_path)
+def test_loihi2_torch_reproduces_the_loihi2_chip_trace_integer_for_integer(tmp_path):
+    net = _chip_scale(tmp_path)
     _check_chip(nd.simulate(net, "loihi2-torch", options=backend_options(nd.targets()["loihi2-torch"],
                                                                             torch_device="cpu")))
 
 
 @pytest.mark.lava
-def test_loihi2_sim_reproduces_the_loihi2_chip_trace_integer_for_integer(tmp_path, monkeypatch):
-    _chip_scale(monkeypatch)
-    net = _paper_lif(tmp_path)
+def test_loihi2_sim_reproduces_the_loihi2_chip_trace_integer_for_integer(tmp_path):
+    net = _chip_scale(tmp_path)
     _check_chip(nd.simulate(net, "loihi2-sim", options=backend_options(nd.targets()["loihi2-sim"])))
 
 
