@@ -219,3 +219,20 @@ def test_compact_sparse_paths_equal_the_reference(monkeypatch):
                 np.testing.assert_array_equal(got.counts[k], ref.counts[k], err_msg=k)
                 np.testing.assert_array_equal(got.spikes[k].i, ref.spikes[k].i, err_msg=k)
             np.testing.assert_allclose(got.traces["exc.v"].values, ref.traces["exc.v"].values, rtol=0, atol=1e-9)
+
+
+def test_the_fused_plan_holds_the_synapses_once(monkeypatch):
+    # the fused kernel's concatenated CSR arrays become the storage of the big connections: the
+    # eager loop's own copies are rebound to views of them (one copy in memory, not two)
+    from neurodeploy.backends.torch import fused
+
+    monkeypatch.setattr(tb, "DENSE_MAX_ELEMENTS", 1000)
+    sim = _sim(_ei(20), dtype="float32")
+    before = [(W.indices.numpy().copy(), W.data.numpy().copy()) for *_, W, _ in sim.conns]
+    plan = fused._Plan(sim)
+    assert len(sim.conns) >= 4
+    for (idx, w), (*_, W, _) in zip(before, sim.conns):
+        assert np.shares_memory(W.indices.numpy(), plan.cols) and np.shares_memory(W.data.numpy(), plan.vals)
+        np.testing.assert_array_equal(W.indices.numpy(), idx)  # the same values, now views
+        np.testing.assert_array_equal(W.data.numpy(), w)
+    assert plan.cols.nbytes + plan.vals.nbytes == sum(i.nbytes + w.nbytes for i, w in before)

@@ -163,13 +163,32 @@ class _Plan:
             base += len(f)
         self.src_idx = np.concatenate(flats) if flats else np.zeros(0, np.int32)
         self.n_src = ns
-        # connections: source-major CSR, concatenated
+        # connections: source-major CSR, concatenated into arrays allocated once; a big (_Rows)
+        # connection's torch arrays are then rebound to views of its slice, so the synapses are
+        # held once, not twice (np.empty pages are committed as they are filled, and each
+        # connection's own arrays are freed after its copy: the peak is one copy plus one
+        # connection)
         popid = {n: i for i, n in enumerate(self.pop_names)}
-        c_src, c_dst, c_n, c_d, c_ip, c_ix = [], [], [], [], [], []
-        indptrs, indices, data = [], [], []
+        conns = list(sim.conns)
+        small = {i: _csr(W, fd) for i, (_, _, _, W, _) in enumerate(conns) if not hasattr(W, "indptr")}
+        nnz = [len(small[i][1]) if i in small else int(W.indices.numel()) for i, (_, _, _, W, _) in enumerate(conns)]
+        # unsigned columns: no negative-index wrap-around in the kernel's hot loop. (Packing
+        # (column, weight) pairs into one array to save a memory stream per row was tried:
+        # slower, 0.33 vs 0.27 ms per step at 100 k neurons.)
+        self.cols = np.empty(sum(nnz), dtype=np.uint32)
+        self.vals = np.empty(sum(nnz), dtype=fd)
+        c_src, c_dst, c_n, c_d, c_ip, c_ix, indptrs = [], [], [], [], [], [], []
         ip_base = ix_base = 0
-        for source, dest, d, W, _shift in sim.conns:
-            indptr, idx, w = _csr(W, fd)
+        for i, (source, dest, d, W, _shift) in enumerate(conns):
+            indptr, idx, w = small.pop(i) if i in small else _csr(W, fd)
+            end = ix_base + nnz[i]
+            self.cols.view(np.int32)[ix_base:end] = idx
+            self.vals[ix_base:end] = w
+            del idx, w
+            if hasattr(W, "indptr") and W.indices.device.type == "cpu" and W.indices.dtype == torch.int32 \
+                    and W.data.numpy().dtype == fd:
+                W.indices = torch.from_numpy(self.cols[ix_base:end].view(np.int32))
+                W.data = torch.from_numpy(self.vals[ix_base:end])
             c_src.append(eid[source])
             c_dst.append(int(self.pop_off[popid[dest]]))
             c_n.append(int(sim.pops[dest]["size"]))
@@ -177,10 +196,8 @@ class _Plan:
             c_ip.append(ip_base)
             c_ix.append(ix_base)
             indptrs.append(indptr)
-            indices.append(idx)
-            data.append(w)
             ip_base += len(indptr)
-            ix_base += len(idx)
+            ix_base = end
         self.c_src = np.array(c_src, dtype=np.int64)
         self.c_dst = np.array(c_dst, dtype=np.int64)
         self.c_n = np.array(c_n, dtype=np.int64)
@@ -188,12 +205,7 @@ class _Plan:
         self.c_ip = np.array(c_ip, dtype=np.int64)
         self.c_ix = np.array(c_ix, dtype=np.int64)
         self.indptr = np.concatenate(indptrs) if indptrs else np.zeros(1, np.int64)
-        # unsigned columns: no negative-index wrap-around in the kernel's hot loop. (Packing
-        # (column, weight) pairs into one array to save a memory stream per row was tried:
-        # slower, 0.33 vs 0.27 ms per step at 100 k neurons.)
-        self.cols = (np.concatenate(indices) if indices else np.zeros(0, np.int32)).astype(np.uint32)
-        self.vals = np.concatenate(data) if data else np.zeros(0, fd)
-        del indices, data
+        del indptrs
         # spike recording: the recorder of each population (-1: none), and which neurons it keeps
         self.rec_of = np.full(max(len(pops), 1), -1, dtype=np.int64)
         self.record = np.zeros(N, dtype=np.bool_)
@@ -250,12 +262,13 @@ class _Plan:
 
 
 def _csr(W, fd):
-    """(indptr int64, indices int32, data) of a connection of the eager loop, source-major."""
+    """(indptr int64, indices int32, data) of a connection of the eager loop, source-major
+    (views of a CPU _Rows connection's own arrays where the dtypes agree)."""
     import torch
 
     if hasattr(W, "indptr"):  # _Rows: already source-major CSR
-        return (W.indptr.cpu().numpy().astype(np.int64), W.indices.cpu().numpy().astype(np.int32),
-                W.data.cpu().numpy().astype(fd))
+        return (W.indptr.cpu().numpy().astype(np.int64, copy=False), W.indices.cpu().numpy().astype(np.int32, copy=False),
+                W.data.cpu().numpy().astype(fd, copy=False))
     M = W.W if hasattr(W, "W") else W  # _DenseRows or a dense (n_pre, n_post) tensor
     if M.layout != torch.strided:
         raise TypeError("a sparse (batched) connection reached the fused kernel")
