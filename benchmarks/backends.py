@@ -58,6 +58,19 @@ from results_io import write_results  # noqa: E402
 
 #: the time loop each torch column last ran (Result.options["kernel"]: "fused-numba" or "eager (why)")
 KERNEL: dict[str, str] = {}
+_CPP_DIR: list[str] = []
+
+
+def _cpp_dir() -> str:
+    """One build directory for every cpp_standalone run of this benchmark (removed at exit)."""
+    if not _CPP_DIR:
+        import atexit
+        import shutil
+        import tempfile
+
+        _CPP_DIR.append(tempfile.mkdtemp(prefix="nd_bench_cpp_"))
+        atexit.register(shutil.rmtree, _CPP_DIR[0], True)
+    return _CPP_DIR[0]
 
 
 def _torch(net, column: str, kernel: str):
@@ -69,6 +82,11 @@ def _torch(net, column: str, kernel: str):
 BACKENDS = {
     "brian2-numpy": (lambda n: brian2_run(n, options=Brian2Options(codegen="numpy", progress=False)), 400),
     "brian2-cython": (lambda n: brian2_run(n, options=Brian2Options(codegen="cython", progress=False)), 400),
+    # Brian2's C++ standalone device: the whole run compiled to one program (rebuilt in one
+    # directory, so only what changed is recompiled); its marginal cost is taken from the
+    # program's own run time (standalone_run_s), without the C++ compilation
+    "brian2-cpp": (lambda n: brian2_run(n, options=Brian2Options(device="cpp_standalone", progress=False,
+                                                                  standalone_dir=_cpp_dir())), 400),
     "lava": (lambda n: lava_run(n, load_target("lava")), 20),
     "loihi2-sim": (lambda n: lava_run(n, load_target("loihi2-sim")), 20),
     # `torch` runs a single trial through the fused CPU kernel where it applies (issue 17,
@@ -213,11 +231,14 @@ def measure(net, name: str, s: int, deg: dict) -> dict:
     fn, _ = BACKENDS[name]
     fn(with_steps(net, 2))  # warm-up: imports, first-call allocations, code generation caches
     t0 = time.perf_counter()
-    fn(with_steps(net, s))
+    res1 = fn(with_steps(net, s))
     w1 = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = fn(with_steps(net, 4 * s))
     w4 = time.perf_counter() - t0
+    own = [getattr(r, "options", None) and r.options.get("standalone_run_s") for r in (res1, res)]
+    if all(x is not None and np.isfinite(x) for x in own):  # cpp_standalone: without the C++ build
+        w1, w4 = own
     # the marginal time; None when the longer run was not the slower one (load changed between them:
     # such a repeat says nothing and is left out of the median, not clamped to a number)
     ms = (w4 - w1) / (3 * s) * 1e3 if w4 > w1 else None
@@ -484,6 +505,10 @@ def main() -> int:
         extra = []
         if cy:
             extra.append(f"{cy / t:.2f}x faster than Brian2 Cython (target >= 3x: {'met' if cy / t >= 3 else 'MISSED'})")
+        cpp = r["brian2-cpp"]["ms_per_step"]["median"] if r.get("brian2-cpp") else None
+        if cpp:
+            extra.append(f"{cpp / t:.2f}x Brian2 cpp_standalone's marginal cost (target >= 1: "
+                         f"{'met' if cpp / t >= 1 else 'MISSED'})")
         for k, what in (("torch-eager", "the eager loop"), ("floor-numba", "the hand-written minimal loop")):
             o = r[k]["ms_per_step"]["median"] if r.get(k) else None
             if o:
