@@ -63,8 +63,8 @@ def test_loihi2_torch_is_bit_exact_with_lava_fixed_pt(model):
     from neurodeploy.backends.lava.simulator import run as lava_run
 
     if model.stem.startswith("hybrid_") or any(p.plasticity for p in nd.load(rel(model)).projections):
-        pytest.skip("loihi2-torch emulates Lava's datapath without its learning engine: only static models "
-                    "(see test_hybrid.py, test_local_rules.py)")
+        pytest.skip("static models here; plastic ones: test_torch_fixed_stdp.py (pair STDP on Lava's "
+                    "learning engine), test_hybrid.py, test_local_rules.py")
 
     net = with_all_spike_probes(shorten(nd.load(rel(model))))
     x = torch_run(net, "loihi2-torch")[0]

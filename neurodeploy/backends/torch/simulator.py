@@ -9,7 +9,11 @@ arithmetics:
 * ``fixed`` (target ``loihi2-torch``): the integers of the quantize pass with Lava's
   bit-accurate LIF/NDLIF and Dense arithmetic (int64 state, 12-bit decays with truncation toward
   zero, ``a_in << 6``, 24-bit wrap of ``u`` and saturation of ``v``): a Loihi-exact simulator
-  that runs on a GPU. It matches Lava's ``fixed_pt`` bit for bit (tested).
+  that runs on a GPU. It matches Lava's ``fixed_pt`` bit for bit (tested). Pair STDP (rules
+  ``stdp`` and ``bengio_stdp``, what ``loihi2-sim`` runs on a LearningDense) runs on Lava's fixed-point learning
+  engine emulated by :mod:`.lava_learning` (traces, stochastic rounding with Lava's random
+  streams, sign-mode and 8-bit saturation): the learned weights equal ``loihi2-sim``'s integer
+  for integer (tested); other plasticity rules run in float only (target ``torch``).
 
 Per step, per population: ``u = u (1 - du) + a_in``; ``v = v (1 - dv) + u + bias`` where the
 neuron integrates; spike where ``v > vth``; reset. Connections deliver one step late (plus their
@@ -31,6 +35,7 @@ own seed. :class:`TorchSim` is the stepper; the hybrid Lava + torch run
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import warnings
 from dataclasses import dataclass
@@ -47,6 +52,7 @@ from ...library import materialize as mat
 from ...library.neurons import get_neuron
 from ...library.plasticity import lowering
 from ...library.plasticity.canonical import SynapseState
+from ...lowering.learning_engine import stdp_bounds, stdp_encoding
 from ...lowering.loihi import (
     LoweredProjection,
     Unsupported,
@@ -56,10 +62,14 @@ from ...lowering.loihi import (
     lower_population,
     schedule_delay,
     unsupported_nodes as lava_unsupported,
+    weight_scale,
 )
 from ...lowering.loihi_result import loihi_result
 from ...passes.pipeline import lower_for
 from . import fused
+from .lava_learning import LavaFixedLearning
+
+log = logging.getLogger("neurodeploy.torch")
 
 SINCE_NEVER = 2**30
 #: connections up to this many (pre x post) elements use a dense matmul, larger ones sparse CSR
@@ -133,17 +143,20 @@ def varying_currents(net: Network) -> list:
     return out
 
 
-def _lava_form(net: Network) -> Network:
-    """``net`` without what only torch adds to the Lava form (time-varying currents, plasticity)."""
+def _lava_form(net: Network, keep_plasticity: bool = False) -> Network:
+    """``net`` without what only torch adds to the Lava form (time-varying currents, plasticity;
+    ``keep_plasticity``: the plastic projections stay, for the fixed-point learning engine)."""
     varying = {s.name for s in varying_currents(net)}
-    return dataclasses.replace(
-        net, stimuli=tuple(s for s in net.stimuli if s.name not in varying),
-        projections=tuple(dataclasses.replace(p, plasticity=None) for p in net.projections))
+    projections = net.projections if keep_plasticity else tuple(
+        dataclasses.replace(p, plasticity=None) for p in net.projections)
+    return dataclasses.replace(net, stimuli=tuple(s for s in net.stimuli if s.name not in varying),
+                               projections=projections)
 
 
 def unsupported_nodes(net: Network, fixed: bool = False) -> list:
     """Nodes of ``net`` the torch backend cannot run, as lowering.Unsupported (empty if none)."""
-
+    if fixed:
+        return _unsupported_fixed(net)
     # same-step delivery (schedule 'discrete') in float only: the integers are Lava's datapath
     out = list(lava_unsupported(_lava_form(net), same_step=not fixed))
     for pr in net.projections:
@@ -154,11 +167,29 @@ def unsupported_nodes(net: Network, fixed: bool = False) -> list:
             why = lowering(pr.plasticity.rule, pr.plasticity.params, net.simulation.dt).problem()
             if why:
                 out.append(Unsupported(pr.name, f"plasticity rule '{pr.plasticity.rule}': {why}"))
-    if fixed:  # the integer emulation is Lava's datapath: only what Lava itself runs
-        out += [Unsupported(s.name, "time-varying currents run on torch in float only (target 'torch')")
-                for s in varying_currents(net)]
-        out += [Unsupported(p.name, "plasticity runs on torch in float only (target 'torch')")
-                for p in net.projections if p.plasticity is not None]
+    return out
+
+
+def _unsupported_fixed(net: Network) -> list:
+    """The integer emulation is Lava's ``fixed_pt`` datapath: only what ``loihi2-sim`` runs, and of
+    the plasticity rules only pair STDP (Lava's fixed-point learning engine, emulated by
+    :mod:`.lava_learning`)."""
+    # Lava's own limits, plastic projections included (delays, w_min, multiplicative, mixed sign)
+    out = list(lava_unsupported(_lava_form(net, keep_plasticity=True), same_step=False))
+    named = {u.node for u in out}
+    out += [Unsupported(s.name, "time-varying currents run on torch in float only (target 'torch')")
+            for s in varying_currents(net)]
+    for pr in net.projections:
+        if pr.plasticity is None or pr.name in named:
+            continue
+        if net.simulation.schedule != "exact":
+            out.append(Unsupported(pr.name, f"plasticity under schedule '{net.simulation.schedule}' is not "
+                                            "implemented on torch yet (schedule 'exact' runs it)"))
+        elif lowering(pr.plasticity.rule, pr.plasticity.params, net.simulation.dt).kind != "stdp":
+            out.append(Unsupported(pr.name, f"plasticity rule '{pr.plasticity.rule}': target 'loihi2-torch' "
+                                            "emulates Lava's fixed-point learning engine for pair STDP only "
+                                            "(rules 'stdp' and 'bengio_stdp'); this rule runs on torch in "
+                                            "float (target 'torch') or on Lava (target 'loihi2-sim')"))
     return out
 
 
@@ -174,6 +205,9 @@ def lower(net: Network, target: Target, defer: bool = False):
     if bad:
         raise NotImplementedYet(f"target '{target.name}' cannot run " + "; ".join(
             f"'{u.node}': {u.reason}" for u in bad))
+    if fixed:  # the plastic projections quantised and lowered as loihi2-sim does (w_max headroom)
+        low, q = lower_for(_lava_form(net, keep_plasticity=True), target)
+        return (low, q, []) if defer else (low, q)
     form, deferred = _lava_form(net), []
     if defer and not fixed:
         probed = {pb.target for pb in net.probes if pb.variable == "weights"}
@@ -342,7 +376,8 @@ class TorchSim:
         for proj in net.projections:
             pr = low.projections.get(proj.name)
             if pr is not None and pr.plasticity is not None:
-                self.plastic.append(_Plastic(net, pr, low, B, fdtype, device))
+                self.plastic.append(_FixedPlastic(pr, low, q, B, device) if fixed
+                                    else _Plastic(net, pr, low, B, fdtype, device))
                 continue
             if pr is None:  # deferred: materialised now, alone, exactly as the lowering would
                 proj = deferred[proj.name]
@@ -393,6 +428,10 @@ class TorchSim:
         self.counts = {n: torch.zeros((B, p.size), dtype=torch.int64, device=device)
                        for n, p in low.populations.items()}
         self.weight_probes = [pb for pb in net.probes if pb.variable == "weights"]
+        # fixed point: what the learning engine does not enforce (w_max above the 8-bit ceiling...),
+        # as loihi2-sim reports it
+        names = tuple(f"projection '{pl.name}'" for pl in self.plastic) if fixed else ()
+        self.learning_warnings = [w for w in low.warnings if w.startswith(names)] if names else []
         for pl in self.plastic:
             pl.probes = [pb for pb in self.weight_probes if pb.target == pl.name]
 
@@ -601,6 +640,8 @@ class TorchSim:
             res.versions = versions()
             res.options = {"device": str(self.device), "arithmetic": "fixed (Loihi 2 integers)" if self.fixed
                            else dtype, "batch": self.B, "trial_seed": self.seeds[b]}
+            if self.learning_warnings:
+                res.options["warnings"] = list(self.learning_warnings)
             results.append(res)
         return results
 
@@ -739,6 +780,63 @@ class _Plastic:
         return Trace(pb.target, "weights", self.unit, np.arange(len(vals)) * self._period(pb) * self.dt, idx, vals)
 
 
+class _FixedPlastic:
+    """Pair STDP on one projection in Lava's fixed-point learning engine (target ``loihi2-torch``):
+    the LearningDense that ``loihi2-sim`` builds (``backends/lava/simulator._learning_dense``: the
+    quantised weights, the rule of ``stdp_encoding`` with ``rng_seed`` 0, ``sign_mode`` from
+    ``stdp_bounds``) emulated by :class:`.lava_learning.LavaFixedLearning`, integer for integer.
+
+    :meth:`update` ``(m)`` is Lava step ``m``: the dendritic sum of the pre spikes of step ``m``
+    with the weights before this step's learning (delivered in step ``m + 1``, as Dense), then the
+    learning phase with the post spikes of step ``m``. Same interface as :class:`_Plastic`."""
+
+    def __init__(self, pr, low, q, B: int, device):
+        self.name, self.source, self.target, self.d = pr.name, pr.source, pr.target, pr.delay_steps
+        if self.d:  # unsupported_nodes refuses it (Lava's LearningDense has no delays)
+            raise NotImplementedYet(f"projection '{pr.name}': plastic projections with a delay")
+        qp = q.projections[pr.name]
+        scale = weight_scale(q, pr)
+        enc = stdp_encoding(pr.plasticity, low.dt, pr.factor, True, scale)
+        mode = stdp_bounds(pr.plasticity, pr.factor, True, scale).sign_mode
+        self.engine = LavaFixedLearning.from_stdp_encoding(
+            enc, qp.weights.toarray(), mode, num_weight_bits=int(qp.num_weight_bits), rng_seed=0, batch=B,
+            device=device)
+        self.weight_exp = int(qp.weight_exp)
+        # integer mantissa -> neurodeploy weight (loihi_result._weight_trace's conversion)
+        self.K, self.factor = q.populations[pr.target].K, pr.factor
+        self.i, self.j = np.asarray(pr.i), np.asarray(pr.j)
+        self.dt, self.unit = low.dt, get_neuron(low.populations[pr.target].model).weight_unit
+        self.pending = None
+        self.last_done = 0
+        self.probes = []
+        self.rec = {}  # probe name -> list of (trials, n) integer rows
+
+    def update(self, m: int, hist, L: int, pops, steps: int) -> None:
+        pre = hist[self.source][m % L]
+        post = hist[self.target][m % L]
+        if bool(pre.any()):
+            acc = self.engine.accumulate(pre)
+            self.pending = acc << self.weight_exp if self.weight_exp >= 0 else acc >> -self.weight_exp
+        self.engine.learn(pre, post)
+        self.last_done = m
+        k = m - 1  # reference step
+        for pb in self.probes:
+            if k % self._period(pb) == 0 and k < steps - 1:
+                idx = np.arange(len(self.i)) if pb.indices is None else np.asarray(pb.indices)
+                w = self.engine.w[:, self.j[idx], self.i[idx]]
+                self.rec.setdefault(pb.name, []).append(w.cpu().numpy().astype(float))
+
+    def _period(self, pb) -> int:
+        return max(1, int(round((pb.period or self.dt) / self.dt)))
+
+    def trace(self, pb, b: int) -> Trace:
+        rows = np.asarray(self.rec.get(pb.name, []))
+        lava_w = rows[:, b] if rows.size else np.zeros((0, 0))
+        vals = lava_w * 2.0**self.weight_exp * 64 / self.K / abs(self.factor)  # same float ops
+        idx = np.arange(len(self.i)) if pb.indices is None else np.asarray(pb.indices)
+        return Trace(pb.target, "weights", self.unit, np.arange(len(vals)) * self._period(pb) * self.dt, idx, vals)
+
+
 def _static_weights(net: Network, pb, low) -> Trace:
     pr = low.projections[pb.target]
     period = max(1, int(round((pb.period or low.dt) / low.dt)))
@@ -767,6 +865,8 @@ def run(net: Network, target: Target, options: TorchOptions | None = None) -> li
         if threads is not None:
             torch.set_num_threads(threads)
         sim = TorchSim(net, target, device, dtype, seeds)
+        for w in sim.learning_warnings:
+            log.warning("warning: %s", w)
         t0 = time.perf_counter()
         wall, kernel = fused.loop(sim, net, opts)  # issue 17: the fused CPU kernel where it applies
         if wall is None:  # (fused.py); else the eager loop, the reference
