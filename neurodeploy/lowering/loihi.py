@@ -42,13 +42,11 @@ from ..core.errors import CompileError
 from ..ir.nodes import ArrayStimulus, CurrentStimulus, Network, PoissonStimulus, SpikeTimesStimulus
 from ..library import materialize as mat
 from ..library.endpoints import endpoints
-from ..library.neurons import NEURONS, get_neuron
+from ..library.neurons import NEURONS, euler_models, get_neuron
 from ..library.plasticity import lowering
 from .learning_engine import canonical_encoding, stdp_bounds, third_factor_encoding
 
 SUPPORTED_MODELS = ("lif", "cuba_lif", "if")
-#: the models with a step under the Euler schedules ``discrete`` and ``loihi``
-EULER_MODELS = ("lif", "cuba_lif", "if")
 #: bound on the (neurons x steps) spike array a Lava RingBuffer source holds in memory
 RINGBUFFER_MAX_CELLS = 200_000_000
 
@@ -149,9 +147,9 @@ def unsupported_nodes(net: Network, same_step: bool = False) -> list[Unsupported
                                            "or the torch / reference targets)"))
     if net.simulation.schedule != "exact":
         for p in net.populations:
-            if p.model not in EULER_MODELS and p.model in NEURONS and not NEURONS[p.model].graded:
+            if p.model not in euler_models() and p.model in NEURONS and not NEURONS[p.model].graded:
                 out.append(Unsupported(p.name, f"neuron model '{p.model}' has no '{net.simulation.schedule}' "
-                                               f"schedule (models with one: {', '.join(EULER_MODELS)})"))
+                                               f"schedule (models with one: {', '.join(euler_models())})"))
     constant_currents(net, out)
     for p in net.populations:
         if p.model not in SUPPORTED_MODELS:

@@ -181,23 +181,95 @@ def test_brian2_matches_the_reference_spike_for_spike(model, schedule):
     _same_spikes_and_traces(got, ref)
 
 
-def test_a_model_without_an_euler_step_is_refused_naming_the_schedule(tmp_path):
-    """``li`` (NIR's LI read-out) has no step under the Euler schedules yet: every backend says so
-    (exit 3) instead of running it under another schedule."""
-    p = tmp_path / "li.yaml"
-    p.write_text(CHAIN.format(sched=", schedule: discrete").replace(
-        "model: lif, params: {tau_m: 10 ms, v_rest: 0 mV, v_reset: 0 mV, v_th: 1 V, R_m: 1 ohm, t_ref: 0 ms}",
-        "model: li, params: {tau_m: 10 ms, R_m: 1 ohm}").replace("  - {target: b, record: spikes}\n", "")
-        .replace("  - {target: a, record: spikes}\n", ""))
-    net = nd.load(p)
-    assert [q.model for q in net.populations] == ["li", "li"]
-    for run in (lambda: nd.simulate(net, "brian2", options=backend_options(nd.targets()["brian2"], codegen="numpy")),
-                lambda: torch_run(net, load_target("torch"), TorchOptions(device="cpu")),
-                lambda: reference.simulate(net)):
+READOUT = """\
+neurodeploy: 1
+name: readout
+simulation: {{dt: 1 ms, steps: 60, seed: 3, schedule: {sched}}}
+populations:
+  - {{name: a, size: 3, model: lif, params: {{tau_m: 10 ms, v_rest: 0 mV, v_reset: 0 mV, v_th: 1 V, R_m: 1 ohm, t_ref: 2 ms}}}}
+  - {{name: b, size: 2, model: li, params: {{tau_m: 8 ms, v_leak: 10 mV, R_m: 1 ohm}}}}
+  - {{name: c, size: 2, model: cuba_li, params: {{tau_syn: 4 ms, tau_m: 12 ms, v_leak: 0 mV, R_m: 2 ohm, I_bias: 5 mA}}}}
+stimuli:
+  - {{name: s, kind: poisson, size: 4, rate: 200 Hz}}
+projections:
+  - {{name: s_a, source: s, target: a, connectivity: dense, weights: {{init: uniform, low: 0.2 V, high: 0.6 V}}}}
+  - {{name: a_b, source: a, target: b, connectivity: dense, weights: {{init: uniform, low: -0.3 V, high: 0.5 V}}}}
+  - {{name: a_c, source: a, target: c, connectivity: dense, delay: 2 ms, weights: {{init: uniform, low: 0 A, high: 0.2 A}}}}
+  - {{name: s_c, source: s, target: c, connectivity: dense, weights: 0.05 A}}
+probes:
+  - {{target: a, record: spikes}}
+  - {{target: b, record: v}}
+  - {{target: c, record: v}}
+  - {{target: c, record: I}}
+"""
+
+
+def _readout(tmp_path, schedule: str):
+    p = tmp_path / f"readout_{schedule}.yaml"
+    p.write_text(READOUT.format(sched=schedule))
+    return nd.load(p)
+
+
+def test_li_and_cuba_li_euler_steps_by_hand(tmp_path):
+    """The read-outs (NIR's LI and CubaLI; Norse's and snnTorch's non-spiking output layers) under
+    the Euler schedules: ``lif`` / ``cuba_lif``'s step without threshold, checked by hand from the
+    spikes of ``a`` and the drawn weights."""
+    from neurodeploy.library import materialize as mat
+
+    for sched in ("discrete", "loihi"):
+        net = _readout(tmp_path, sched)
+        r = reference.simulate(net)
+        steps = net.simulation.steps
+        sa = np.zeros((steps, 3))
+        sa[r.spikes["a"].steps(r.dt), r.spikes["a"].i] = 1
+        ss = np.zeros((steps, 4))
+        idx, ks = mat.source_spikes(net, net.stimuli[0])  # the seeded draw every backend uses
+        ss[ks, idx] = 1
+        assert sa.sum() > 5 and ss.sum() > 5
+        W = {pr.name: mat.dense_weights(net, pr) for pr in net.projections}
+        # x[k]: what reaches b / c in step k (discrete: zero delay = same step; loihi: one step late)
+        late = 1 if sched == "loihi" else 0
+
+        def arriving(spk, w, d):
+            x = np.zeros((steps, w.shape[1]))
+            x[d + late:] = spk[: steps - d - late] @ w
+            return x
+
+        dec = (lambda tau: int(4096 * 1e-3 / tau) / 4096) if sched == "loihi" else (lambda tau: 1e-3 / tau)
+        xb = arriving(sa, W["a_b"], 0)
+        v, vb = np.full(2, 0.01), []
+        for k in range(steps):
+            v = v + dec(8e-3) * (0.01 - v) + xb[k]
+            vb.append(v.copy())
+        np.testing.assert_allclose(r.traces["b.v"].values, vb, rtol=0, atol=1e-12, err_msg=sched)
+        xc = arriving(sa, W["a_c"], 2) + arriving(ss, W["s_c"], 0)
+        i, v, vc, ic = np.zeros(2), np.zeros(2), [], []
+        for k in range(steps):
+            i = i * (1 - dec(4e-3)) + xc[k]
+            v = v + dec(12e-3) * (0.0 - v + 2.0 * (i + 5e-3))
+            vc.append(v.copy())
+            ic.append(i.copy())
+        np.testing.assert_allclose(r.traces["c.I"].values, ic, rtol=0, atol=1e-12, err_msg=sched)
+        np.testing.assert_allclose(r.traces["c.v"].values, vc, rtol=0, atol=1e-12, err_msg=sched)
+
+
+@pytest.mark.parametrize("schedule", ["discrete", "loihi"])
+def test_brian2_runs_li_and_cuba_li_under_the_euler_schedules_as_the_reference(tmp_path, schedule):
+    net = _readout(tmp_path, schedule)
+    ref = reference.simulate(net)
+    got = nd.simulate(net, "brian2", options=backend_options(nd.targets()["brian2"], codegen="numpy"))
+    _same_spikes_and_traces(got, ref)
+
+
+def test_li_on_torch_is_refused_naming_the_model(tmp_path):
+    """torch runs Lava's neuron form, which has no leaky integrator without threshold: exit 3
+    naming the model, under every schedule (the reference and Brian2 run it)."""
+    for sched in ("exact", "discrete"):
+        net = _readout(tmp_path, sched)
         with pytest.raises(NeurodeployError) as e:
-            run()
+            torch_run(net, load_target("torch"), TorchOptions(device="cpu"))
         assert e.value.exit_code == EXIT_BACKEND
-        assert "'discrete'" in str(e.value) and "li" in str(e.value), str(e.value)
+        assert "neuron model 'li'" in str(e.value), str(e.value)
 
 
 def test_lava_cannot_deliver_within_a_step_and_says_so():

@@ -102,9 +102,12 @@ def supports(net: Network, node) -> tuple[bool, str]:
     return True, ""
 
 
-#: models whose Euler step Brian2 expresses: schedules ``discrete`` and ``loihi`` (``cuba_lif``: its
-#: current is stepped by hand before the synaptic input, then v integrates, see _euler_schedule)
-EULER_JUMP_MODELS = ("lif", "if", "cuba_lif")
+#: models whose Euler step Brian2 expresses: schedules ``discrete`` and ``loihi`` (``cuba_lif`` and
+#: ``cuba_li``: the current is stepped by hand before the synaptic input, then v integrates, see
+#: _euler_schedule)
+EULER_JUMP_MODELS = ("lif", "if", "cuba_lif", "li", "cuba_li")
+#: the models whose synaptic current is stepped by hand under an Euler schedule
+_EULER_CUBA = ("cuba_lif", "cuba_li")
 #: cuba_lif's synaptic current under an Euler schedule: a plain variable, decayed by a custom operation
 _CUBA_CURRENT = "dI/dt = -I / tau_syn : amp\n"
 
@@ -336,8 +339,8 @@ def build(net: Network, opts: Brian2Options) -> Built:
             p = dataclasses.replace(p, tau_m=net.simulation.dt / d if d > 0 else float("inf"))
         ns = _namespace(model, p)
         eqs = model.equations
-        if euler and pop.model == "cuba_lif":
-            assert _CUBA_CURRENT in eqs, "cuba_lif's equations changed: update _CUBA_CURRENT"
+        if euler and pop.model in _EULER_CUBA:
+            assert _CUBA_CURRENT in eqs, f"{pop.model}'s equations changed: update _CUBA_CURRENT"
             eqs = eqs.replace(_CUBA_CURRENT, "I : amp\n")
             ns["nd_a_syn"] = 1.0 - euler_decay(net, p.tau_syn)
             cuba.add(pop.name)

@@ -33,10 +33,10 @@ from ...core.result import Result, SpikeTrains, Trace
 from ...ir.nodes import ArrayStimulus, Network, PoissonStimulus, SpikeTimesStimulus
 from ...library import materialize as mat
 from ...library.endpoints import endpoints
-from ...library.neurons import get_neuron
+from ...library.neurons import euler_models, get_neuron
 from ...library.plasticity import lowering
 from ...library.plasticity.canonical import SynapseState
-from ...lowering.loihi import EULER_MODELS, discrete_order, euler_decay
+from ...lowering.loihi import discrete_order, euler_decay
 
 
 class _Plastic:
@@ -223,9 +223,9 @@ def _euler(net, models, params, states, drives, src_events, static, plastic, spi
         raise NotImplementedYet(f"plastic projections under schedule '{sched}' are not implemented yet "
                                 f"('{plastic[0][0].name}'); schedule 'exact' runs them")
     for p in net.populations:
-        if p.model not in EULER_MODELS:
+        if p.model not in euler_models():
             raise NotImplementedYet(f"population '{p.name}': neuron model '{p.model}' has no '{sched}' schedule "
-                                    f"(models with one: {', '.join(EULER_MODELS)})")
+                                    f"(models with one: {', '.join(euler_models())})")
     order, same = discrete_order(net) if sched == "discrete" else ([p.name for p in net.populations], set())
     if sched == "loihi":  # Lava's 12-bit decays: the time constants they stand for
         for n, prm in params.items():

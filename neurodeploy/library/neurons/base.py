@@ -37,6 +37,12 @@ def get_neuron(name: str) -> type["NeuronModel"]:
     return NEURONS[name]
 
 
+def euler_models() -> tuple[str, ...]:
+    """The spiking models with a step under the Euler schedules ``discrete`` and ``loihi`` (an
+    ``euler_step`` classmethod; docs/spec.md#schedule)."""
+    return tuple(n for n, m in NEURONS.items() if hasattr(m, "euler_step") and not m.graded and not m.is_source)
+
+
 class NeuronModel:
     name: ClassVar[str]
     Params: ClassVar[type]
