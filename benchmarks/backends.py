@@ -394,6 +394,15 @@ def _fmt_mem(cell: dict | None) -> str:
     return f"{cell['peak_rss_bytes'] / 1e9:>9.2f} GB"
 
 
+def _table(keys: list[str], rows: list[dict], cell, width: int) -> None:
+    """A header of ``keys``, a rule, and one line per row (``cell(row, key)`` formats a cell)."""
+    head = f"{'neurons':>8} | " + " | ".join(f"{k:>{width}}" for k in keys)
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['neurons']:>8} | " + " | ".join(cell(r, k) for k in keys))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000],
@@ -474,11 +483,7 @@ def main() -> int:
 
     print(f"\nE/I network, milliseconds per simulated step (dt = 0.1 ms; marginal; median [min-max] of "
           f"{args.repeats} interleaved repeats; '-' = not run)")
-    head = f"{'neurons':>8} | " + " | ".join(f"{k:>22}" for k in names)
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(f"{r['neurons']:>8} | " + " | ".join(_fmt_ms(r[k]["ms_per_step"] if r[k] else None) for k in names))
+    _table(names, rows, lambda r, k: _fmt_ms(r[k]["ms_per_step"] if r[k] else None), 22)
     print("\nsynaptic events per second (millions, median)")
     for r in rows:
         print(f"{r['neurons']:>8} | " + " | ".join(
@@ -529,11 +534,7 @@ def main() -> int:
         keys = [f"{b}{s}" for b in args.memory_backends for s in ("", "+probe5")]
         print(f"\npeak resident memory of a whole run ({args.memory_duration * 1e3:.0f} ms simulated; a fresh process "
               f"per cell; spikes only, and +probe5 = plus a 5-neuron v probe)")
-        head = f"{'neurons':>8} | " + " | ".join(f"{k:>20}" for k in keys)
-        print(head)
-        print("-" * len(head))
-        for r in memory_rows:
-            print(f"{r['neurons']:>8} | " + " | ".join(f"{_fmt_mem(r.get(k)):>20}" for k in keys))
+        _table(keys, memory_rows, lambda r, k: f"{_fmt_mem(r.get(k)):>20}", 20)
         for r in memory_rows:
             for k in keys:
                 c = r.get(k) or {}
