@@ -25,6 +25,7 @@ from neurodeploy.core.errors import UsageError
 from neurodeploy.core.result import Result
 
 SPEC = "models/single_lif.yaml"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli_run(argv, capsys):
@@ -376,3 +377,33 @@ def test_lock_is_per_directory_and_nested_writes_go_to_the_stage(tmp_path):
         assert not (a / "m.json").exists()
     assert (a / "sub" / "x.txt").read_text() == "x" and (a / "m.json").exists()
     no_leftovers(a)
+
+
+def test_brian2_run_when_python_started_with_sigint_ignored(tmp_path):
+    """Brian2 chains to the SIGINT handler it found at import; started in the background by a
+    shell without job control that is SIG_IGN (not callable): a SIGINT must not crash the run
+    (it used to: "'Handlers' object is not callable"); the ignored interrupt stays ignored."""
+    pytest.importorskip("brian2")
+    code = f"""
+import os, signal, sys
+import brian2
+from neurodeploy.app.cli import main
+from neurodeploy.backends.brian2 import simulator
+build = simulator.build
+def with_kill(net, opts):
+    built = build(net, opts)
+    @brian2.network_operation(when="start")
+    def kill():
+        if not getattr(kill, "sent", False):
+            kill.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+    built.network.add(kill)
+    return built
+simulator.build = with_kill
+sys.exit(main(["run", {SPEC!r}, "-t", "brian2", "--codegen", "numpy", "-o", {str(tmp_path / "o")!r}, "-q"]))
+"""
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert p.returncode == 0, p.stderr
+    assert "not callable" not in p.stderr
+    assert (tmp_path / "o" / "summary.json").exists()

@@ -278,12 +278,28 @@ def interrupts_raise():
     saved as a finished run (issue 16). The preference is restored afterwards."""
     import brian2 as b2
 
+    _callable_previous_handler(b2)
     before = b2.prefs.core.stop_on_keyboard_interrupt
     b2.prefs.core.stop_on_keyboard_interrupt = False
     try:
         yield
     finally:
         b2.prefs.core.stop_on_keyboard_interrupt = before
+
+
+def _callable_previous_handler(b2) -> None:
+    """Brian2 replaces the SIGINT handler when it is imported and calls the one it found for every
+    interrupt it does not turn into a stop. Where Python started with SIGINT ignored (a process
+    started in the background by a shell without job control) that is ``SIG_IGN``, not callable,
+    and a SIGINT (``kill -INT``) crashed the run with "'Handlers' object is not callable". Keep
+    what the process asked for: ignore it (``SIG_IGN``), or interrupt (``SIG_DFL``)."""
+    import signal
+
+    handler = getattr(b2, "_int_handler", None)
+    prev = getattr(handler, "previous_handler", None)
+    if handler is None or prev is None or callable(prev):
+        return
+    handler.previous_handler = (lambda sig, frame: None) if prev == signal.SIG_IGN else signal.default_int_handler
 
 
 def check_completed(network, duration, dt: float) -> None:
