@@ -29,6 +29,7 @@ import logging
 import os
 from contextlib import contextmanager
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -293,8 +294,6 @@ def _callable_previous_handler(b2) -> None:
     started in the background by a shell without job control) that is ``SIG_IGN``, not callable,
     and a SIGINT (``kill -INT``) crashed the run with "'Handlers' object is not callable". Keep
     what the process asked for: ignore it (``SIG_IGN``), or interrupt (``SIG_DFL``)."""
-    import signal
-
     handler = getattr(b2, "_int_handler", None)
     prev = getattr(handler, "previous_handler", None)
     if handler is None or prev is None or callable(prev):
