@@ -663,7 +663,34 @@ class TorchSim:
                                         rows * net.simulation.dt, idx, total[rows][:, idx])
 
 
-class _Plastic:
+class _WeightProbes:
+    """The weight probes of a plastic projection (``probes``, ``rec``, ``i``, ``dt``, ``unit``):
+    one row of the probed synapses' weights per sample of each probe's period."""
+
+    def _period(self, pb) -> int:
+        return max(1, int(round((pb.period or self.dt) / self.dt)))
+
+    def _indices(self, pb) -> np.ndarray:
+        return np.arange(len(self.i)) if pb.indices is None else np.asarray(pb.indices)
+
+    def _record(self, k: int, steps: int, weights_of) -> None:
+        """At reference step ``k``: ``weights_of(probe)`` ((trials, n) numpy) for every probe due."""
+        for pb in self.probes:
+            if k % self._period(pb) == 0 and k < steps - 1:
+                self.rec.setdefault(pb.name, []).append(weights_of(pb))
+
+    def _values(self, rows: np.ndarray) -> np.ndarray:
+        """Recorded rows -> weights in the spec's unit."""
+        return rows
+
+    def trace(self, pb, b: int) -> Trace:
+        rows = np.asarray(self.rec.get(pb.name, []))
+        vals = self._values(rows[:, b]) if rows.size else np.zeros((0, 0))
+        return Trace(pb.target, "weights", self.unit, np.arange(len(vals)) * self._period(pb) * self.dt,
+                     self._indices(pb), vals)
+
+
+class _Plastic(_WeightProbes):
     """Pair STDP on one projection, as the reference's trace form, for every trial at once.
 
     Lava step ``m`` is reference step ``m - 1``: its update (decay the traces; deliver the spikes
@@ -762,25 +789,10 @@ class _Plastic:
             mod = (hist[self.mod["source"]][m % L] != 0).to(self.mod_trace.dtype)
         self._learn(arrived, post, mod, m - 1)
         self.last_done = m
-        k = m - 1  # reference step
-        for pb in self.probes:
-            if k % self._period(pb) == 0 and k < steps - 1:
-                w = self.w * self.sign
-                if pb.indices is not None:
-                    w = w[:, list(pb.indices)]
-                self.rec.setdefault(pb.name, []).append(w.to(torch.float64).cpu().numpy())
-
-    def _period(self, pb) -> int:
-        return max(1, int(round((pb.period or self.dt) / self.dt)))
-
-    def trace(self, pb, b: int) -> Trace:
-        rows = np.asarray(self.rec.get(pb.name, []))
-        vals = rows[:, b] if rows.size else np.zeros((0, 0))
-        idx = np.arange(len(self.i)) if pb.indices is None else np.asarray(pb.indices)
-        return Trace(pb.target, "weights", self.unit, np.arange(len(vals)) * self._period(pb) * self.dt, idx, vals)
+        self._record(m - 1, steps, lambda pb: (self.w * self.sign)[:, self._indices(pb)].to(torch.float64).cpu().numpy())
 
 
-class _FixedPlastic:
+class _FixedPlastic(_WeightProbes):
     """Pair STDP on one projection in Lava's fixed-point learning engine (target ``loihi2-torch``):
     the LearningDense that ``loihi2-sim`` builds (``backends/lava/simulator._learning_dense``: the
     quantised weights, the rule of ``stdp_encoding`` with ``rng_seed`` 0, ``sign_mode`` from
@@ -819,22 +831,11 @@ class _FixedPlastic:
             self.pending = acc << self.weight_exp if self.weight_exp >= 0 else acc >> -self.weight_exp
         self.engine.learn(pre, post)
         self.last_done = m
-        k = m - 1  # reference step
-        for pb in self.probes:
-            if k % self._period(pb) == 0 and k < steps - 1:
-                idx = np.arange(len(self.i)) if pb.indices is None else np.asarray(pb.indices)
-                w = self.engine.w[:, self.j[idx], self.i[idx]]
-                self.rec.setdefault(pb.name, []).append(w.cpu().numpy().astype(float))
+        self._record(m - 1, steps, lambda pb: self.engine.w[:, self.j[self._indices(pb)], self.i[self._indices(pb)]]
+                     .cpu().numpy().astype(float))
 
-    def _period(self, pb) -> int:
-        return max(1, int(round((pb.period or self.dt) / self.dt)))
-
-    def trace(self, pb, b: int) -> Trace:
-        rows = np.asarray(self.rec.get(pb.name, []))
-        lava_w = rows[:, b] if rows.size else np.zeros((0, 0))
-        vals = lava_w * 2.0**self.weight_exp * 64 / self.K / abs(self.factor)  # same float ops
-        idx = np.arange(len(self.i)) if pb.indices is None else np.asarray(pb.indices)
-        return Trace(pb.target, "weights", self.unit, np.arange(len(vals)) * self._period(pb) * self.dt, idx, vals)
+    def _values(self, rows: np.ndarray) -> np.ndarray:
+        return rows * 2.0**self.weight_exp * 64 / self.K / abs(self.factor)  # loihi_result's float ops
 
 
 def _static_weights(net: Network, pb, low) -> Trace:
