@@ -203,14 +203,21 @@ class Problem:
     hint: str | None = None
 
 
-def did_you_mean(word: str, choices: Iterable[str], n: int = 1) -> str | None:
-    """A 'did you mean ...?' hint for a misspelt name, or None when nothing is close."""
+def close_matches(word: str, choices: Iterable[str], n: int = 1) -> list[str]:
+    """The choices ``word`` is probably a misspelling of (at most ``n``; case-insensitive equal
+    counts), best first."""
     choices = list(choices)
     close = difflib.get_close_matches(str(word), choices, n=n, cutoff=0.6)
     if not close:
         lower = {c.lower(): c for c in choices}
         if str(word).lower() in lower:
             close = [lower[str(word).lower()]]
+    return close
+
+
+def did_you_mean(word: str, choices: Iterable[str], n: int = 1) -> str | None:
+    """A 'did you mean ...?' hint for a misspelt name, or None when nothing is close."""
+    close = close_matches(word, choices, n)
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
     return None

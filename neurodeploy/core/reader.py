@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any, Iterable
 
-from .errors import Diagnostic, Span, did_you_mean, format_path, one_of
+from .errors import Diagnostic, Span, close_matches, did_you_mean, format_path, one_of
 from .params import REQUIRED, ParamInfo, param_infos
 from .source import SourceFile, YList, YMap, YNode, YScalar, type_name
 from .units import Dim, UnitParseError, parse_quantity
@@ -86,10 +86,9 @@ class Reader:
             self.key_spans[path + (key,)] = kspan
             self.spans[path + (key,)] = vnode.span
             if key not in allowed:
-                hint = did_you_mean(key, allowed)
-                misspelt.update(k for k in allowed if hint and repr(k) in hint)
+                misspelt.update(close_matches(key, allowed))
                 self.error("ND201", kspan, path + (key,), f"unknown key '{key}'" + (f" in {what}" if what else ""),
-                           hint or ("allowed keys: " + ", ".join(allowed)))
+                           did_you_mean(key, allowed) or ("allowed keys: " + ", ".join(allowed)))
         for key in required:
             if key not in node.entries and key not in misspelt:
                 self.error("ND202", node, path + (key,), f"missing required key '{key}'" + (f" in {what}" if what else ""),
