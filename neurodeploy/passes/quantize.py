@@ -176,7 +176,9 @@ def choose_scale(pop: LoweredPopulation, incoming: list[LoweredProjection], sig:
             hard[f"weights of '{pr.name}' (8 bits, weight_exp <= 7)"] = _mag_max(pr.sign) * 64 * 2**WEXP_MAX / wmax
     if pop.v_lsb is not None:  # stated by the spec: honoured, or refused if a format cannot hold it
         K = 1.0 / pop.v_lsb
-        over = {k: v for k, v in hard.items() if K > v * (1 + 1e-9)}
+        # the largest expected |v| must fit the 24-bit potential too (without the chosen scale's headroom)
+        reach = dict(hard, **({"potential (24 bits) at its largest expected value": V_MAX / v_mag} if v_mag > 0 else {}))
+        over = {k: v for k, v in reach.items() if K > v * (1 + 1e-9)}
         if over:
             k, lim = min(over.items(), key=lambda t: t[1])
             raise CompileError(

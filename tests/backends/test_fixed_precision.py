@@ -174,6 +174,12 @@ def test_a_stated_scale_too_fine_for_a_format_is_refused_naming_it(tmp_path):
     msg = str(e.value)
     assert "population 'p': fixed_point.v_lsb = 1e-12 V" in msg and "units per volt" in msg
     assert "bits" in msg and "hint: state v_lsb >= " in msg
+    # a reset far below rest would saturate the 24-bit potential at a scale the threshold allows
+    spec = tmp_path / "reset.yaml"
+    spec.write_text(_spec({"p": "20 mV"}).replace("R_m: 10 Mohm}", "R_m: 10 Mohm, v_reset: -200 V}, "
+                                                  "fixed_point: {v_lsb: 10 uV}"))
+    with pytest.raises(CompileError, match=r"potential \(24 bits\) at its largest expected value"):
+        quantize(lower(nd.load(str(spec))))
 
 
 def _write(tmp_path, text: str):
