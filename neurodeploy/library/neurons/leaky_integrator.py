@@ -102,9 +102,7 @@ class CubaLI(NeuronModel):
 
     @classmethod
     def reference_step(cls, p, state, inputs, dt, rng=None):
-        q = SimpleNamespace(tau_syn=p.tau_syn, tau_m=p.tau_m, v_leak=p.v_leak, v_th=np.inf, v_reset=p.v_leak,
-                            R_m=p.R_m, I_bias=p.I_bias, t_ref=0.0, reset_mode="to_value")
-        out, spikes = CubaLIF.reference_step(q, state, inputs, dt)
+        out, spikes = CubaLIF.reference_step(_no_threshold_cuba(p), state, inputs, dt)
         out.pop("_ref_steps", None)
         return out, np.zeros_like(spikes)
 
@@ -113,9 +111,7 @@ class CubaLI(NeuronModel):
         r"""One step under the Euler schedules: ``cuba_lif``'s Euler step (current first) without
         threshold: :math:`I \leftarrow (1 - dt/\tau_{syn}) I + \sum w`, then
         :math:`v \leftarrow v + \frac{dt}{\tau_m}(v_{leak} - v + R_m(I + I_{ext} + I_{bias}))`."""
-        q = SimpleNamespace(tau_syn=p.tau_syn, tau_m=p.tau_m, v_leak=p.v_leak, v_th=np.inf, v_reset=p.v_leak,
-                            R_m=p.R_m, I_bias=p.I_bias, t_ref=0.0, reset_mode="to_value")
-        out, spikes = CubaLIF.euler_step(q, state, inputs, dt)
+        out, spikes = CubaLIF.euler_step(_no_threshold_cuba(p), state, inputs, dt)
         out.pop("_ref_steps", None)
         return out, np.zeros_like(spikes)
 
@@ -124,3 +120,9 @@ def _no_threshold_lif(p) -> SimpleNamespace:
     """``li``'s parameters as ``lif``'s, never reaching threshold."""
     return SimpleNamespace(tau_m=p.tau_m, v_rest=p.v_leak, v_reset=p.v_leak, v_th=np.inf, R_m=p.R_m, t_ref=0.0,
                            I_bias=p.I_bias)
+
+
+def _no_threshold_cuba(p) -> SimpleNamespace:
+    """``cuba_li``'s parameters as ``cuba_lif``'s, never reaching threshold."""
+    return SimpleNamespace(tau_syn=p.tau_syn, tau_m=p.tau_m, v_leak=p.v_leak, v_th=np.inf, v_reset=p.v_leak,
+                           R_m=p.R_m, I_bias=p.I_bias, t_ref=0.0, reset_mode="to_value")
