@@ -125,6 +125,9 @@ __all__ = [
 #: decay constant (steps) of the y2 trace that cancels the post impulse of the pre spike's step
 COINCIDENCE_TAU_STEPS = 1e-3
 #: largest fixed-point trace impulse :func:`stdp_encoding` picks by default (traces saturate at 127)
+#: the seed of the fixed-point trace rounding that every backend gives Lava's learning engine
+#: (loihi2-sim's LearningDense and loihi2-torch's emulation of it must draw the same numbers)
+LEARNING_RNG_SEED = 0
 DEFAULT_MAX_IMPULSE = 64
 #: fixed point: one product's dw is clipped to this many integer weight units
 PRODUCT_MAX = (2**15 - 1) / 2**7

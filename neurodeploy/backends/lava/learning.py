@@ -7,6 +7,7 @@ from __future__ import annotations
 from ...core.compat.lava import ensure_lava_importable
 from ...lowering.learning_engine import (
     DEFAULT_MAX_IMPULSE,
+    LEARNING_RNG_SEED,
     THIRD_FACTOR_Y_TAU,
     canonical_encoding,
     stdp_encoding,
@@ -15,7 +16,7 @@ from ...lowering.learning_engine import (
 
 
 def stdp_rule(params: dict, dt: float, weight_factor: float, fixed: bool,
-              weight_scale: float | None = None, *, rng_seed: int | None = 0,
+              weight_scale: float | None = None, *, rng_seed: int | None = LEARNING_RNG_SEED,
               max_impulse: int = DEFAULT_MAX_IMPULSE):
     """Lava ``Loihi2FLearningRule`` reproducing neurodeploy's pair STDP on a ``LearningDense``.
 
@@ -61,7 +62,7 @@ def stdp_rule(params: dict, dt: float, weight_factor: float, fixed: bool,
 
 
 def canonical_rule(rule, dt: float, weight_factor: float, fixed: bool, weight_scale: float | None = None,
-                   *, rng_seed: int | None = 0):
+                   *, rng_seed: int | None = LEARNING_RNG_SEED):
     """Lava ``Loihi2FLearningRule`` for a canonical-form rule (:func:`canonical_encoding`)."""
     enc = canonical_encoding(rule, dt, weight_factor, fixed, weight_scale)
 
@@ -76,7 +77,7 @@ def canonical_rule(rule, dt: float, weight_factor: float, fixed: bool, weight_sc
 
 
 def third_factor_rule(rule, modulator: dict, dt: float, weight_factor: float, fixed: bool,
-                      weight_scale: float | None = None, *, rng_seed: int | None = 0):
+                      weight_scale: float | None = None, *, rng_seed: int | None = LEARNING_RNG_SEED):
     """Lava ``Loihi3FLearningRule`` for a canonical rule with a third factor (see
     :func:`third_factor_encoding`); the post neuron must send y2 = ``impulses["y2"]`` x the
     modulator trace (and y1 = y3 = 0) every step."""

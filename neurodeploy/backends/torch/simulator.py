@@ -52,7 +52,7 @@ from ...library import materialize as mat
 from ...library.neurons import get_neuron
 from ...library.plasticity import lowering
 from ...library.plasticity.canonical import SynapseState
-from ...lowering.learning_engine import stdp_bounds, stdp_encoding
+from ...lowering.learning_engine import LEARNING_RNG_SEED, stdp_bounds, stdp_encoding
 from ...lowering.loihi import (
     LoweredProjection,
     Unsupported,
@@ -795,7 +795,7 @@ class _Plastic(_WeightProbes):
 class _FixedPlastic(_WeightProbes):
     """Pair STDP on one projection in Lava's fixed-point learning engine (target ``loihi2-torch``):
     the LearningDense that ``loihi2-sim`` builds (``backends/lava/simulator._learning_dense``: the
-    quantised weights, the rule of ``stdp_encoding`` with ``rng_seed`` 0, ``sign_mode`` from
+    quantised weights, the rule of ``stdp_encoding`` with ``rng_seed`` ``LEARNING_RNG_SEED``, ``sign_mode`` from
     ``stdp_bounds``) emulated by :class:`.lava_learning.LavaFixedLearning`, integer for integer.
 
     :meth:`update` ``(m)`` is Lava step ``m``: the dendritic sum of the pre spikes of step ``m``
@@ -811,7 +811,7 @@ class _FixedPlastic(_WeightProbes):
         enc = stdp_encoding(pr.plasticity, low.dt, pr.factor, True, scale)
         mode = stdp_bounds(pr.plasticity, pr.factor, True, scale).sign_mode
         self.engine = LavaFixedLearning.from_stdp_encoding(
-            enc, qp.weights.toarray(), mode, num_weight_bits=int(qp.num_weight_bits), rng_seed=0, batch=B,
+            enc, qp.weights.toarray(), mode, num_weight_bits=int(qp.num_weight_bits), rng_seed=LEARNING_RNG_SEED, batch=B,
             device=device)
         self.weight_exp = int(qp.weight_exp)
         # integer mantissa -> neurodeploy weight (loihi_result._weight_trace's conversion)
